@@ -1,0 +1,29 @@
+"""The prepared path's dataset: a map-style dataset over the blocks of a token store.
+
+Each item is one block's token ids and the lengths of its pieces (see `packing`); the Trainer's
+(distributed) sampler shuffles and shards the block numbers, so every rank reads its own blocks and
+nothing is tokenized at training time.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .packing import BlockIndex
+from .token_store import TokenCorpus
+
+
+class BlockDataset(torch.utils.data.Dataset):
+    def __init__(self, corpus: TokenCorpus, index: BlockIndex):
+        self.corpus = corpus
+        self.index = index
+        self.document_aware = index.document_aware
+
+    def __len__(self) -> int:
+        return self.index.n_blocks
+
+    def __getitem__(self, b: int) -> dict:
+        if b < 0 or b >= len(self):
+            raise IndexError(b)
+        ids, lens = self.corpus.block_tokens(self.index, b)
+        return {"input_ids": ids, "piece_lengths": lens}

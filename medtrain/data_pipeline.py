@@ -1,0 +1,157 @@
+"""From data arguments to training and evaluation datasets, on either data path.
+
+Prepared path (default): find the inputs, build or reuse the token store (`token_store`), compute the
+block index for the chosen block_size and packing (`packing`, cached beside the store), and wrap it
+in a map-style `BlockDataset`. Already prepared stores given as inputs are used directly, together
+with any raw files. Streaming path (`--streaming`): a `StreamingBlocks` iterable over the same
+files, giving the same blocks. Validation comes from `validation_file_dir`, or from the documents
+held out of training by `validation_split_percentage` (the same documents on both paths).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from .arguments import DataArguments, default_cache_dir
+from .block_dataset import BlockDataset
+from .distributed import DistInfo
+from .sources import DataError
+from .streaming import StreamingBlocks
+from .token_store import StoreBuilder, TokenCorpus, resolve_inputs
+from .tokenization import TokenizerSpec
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STREAMING_EVAL_BLOCKS = 256
+
+
+@dataclass
+class PreparedData:
+    train: torch.utils.data.Dataset
+    eval: Optional[torch.utils.data.Dataset]
+    document_aware: bool
+    summary: dict = field(default_factory=dict)
+
+
+class MaterializedBlocks(torch.utils.data.Dataset):
+    """The first `limit` rows of a (finite) streaming dataset, read on first use (for evaluation)."""
+
+    def __init__(self, source: StreamingBlocks, limit: int):
+        self.source, self.limit, self._rows = source, limit, None
+
+    def _load(self):
+        if self._rows is None:
+            self._rows = []
+            for row in self.source:
+                self._rows.append(row)
+                if len(self._rows) >= self.limit:
+                    break
+            if not self._rows:
+                raise DataError("the streaming validation split is empty: no document was held out "
+                                "(raise --validation_split_percentage or give --validation_file_dir)")
+        return self._rows
+
+    def __len__(self):
+        return len(self._load())
+
+    def __getitem__(self, i):
+        return self._load()[i]
+
+
+def prepare_store(paths, data_args: DataArguments, spec: TokenizerSpec, dist: DistInfo,
+                  what: str = "--train_file_dir", fingerprint_mode: str = "metadata") -> tuple[TokenCorpus, dict]:
+    """Token stores for `paths`: prepared ones as given, raw files built (or reused) under cache_dir."""
+    stores, files = resolve_inputs(paths, what)
+    info = {"tokenized_this_run": False}
+    if files:
+        rank, world = dist.builders(data_args.prepare_on)
+        builder = StoreBuilder(
+            files, spec, data_args.cache_dir or default_cache_dir(), data_args.text_field,
+            data_args.skip_bad_lines, data_args.max_document_chars,
+            num_proc=data_args.num_proc or dist.cpus_per_rank(), rank=rank, world=world,
+            fingerprint_mode=getattr(data_args, "fingerprint", "metadata"), show_progress=dist.is_main)
+        stores.append(builder.ensure(overwrite=data_args.overwrite_cache))
+        info["tokenized_this_run"] = builder.built_units > 0
+        info["units_tokenized_this_rank"] = builder.built_units
+    corpus = TokenCorpus(stores)
+    info.update(corpus.summary())
+    return corpus, info
+
+
+def build_datasets(data_args: DataArguments, spec: TokenizerSpec, dist: DistInfo, seed: int) -> PreparedData:
+    train_paths = data_args.train_file_dir
+    holdout = 0.0 if data_args.validation_file_dir else data_args.validation_split_percentage
+    if data_args.streaming:
+        return _streaming(data_args, spec, dist, seed, holdout)
+
+    corpus, info = prepare_store(train_paths, data_args, spec, dist)
+    split = "train" if holdout > 0 else "all"
+    index = corpus.blocks(data_args.block_size, data_args.packing_strategy, data_args.keep_last_block, split, holdout)
+    if index.n_blocks == 0:
+        raise DataError(f"no training block: the corpus has {info['tokens']} tokens for block_size "
+                        f"{data_args.block_size} (keep the last partial block with --keep_last_block true)")
+    if data_args.max_train_samples:
+        index = index.select(data_args.max_train_samples)
+    train = BlockDataset(corpus, index)
+    summary = {"data_path": "token_store", "train": {**info, **index.stats()}}
+    if holdout > 0:
+        summary["train"]["documents"] = int(len(corpus.split_documents("train", holdout)))
+    eval_ds = None
+    if data_args.validation_file_dir:
+        ecorpus, einfo = prepare_store(data_args.validation_file_dir, data_args, spec, dist, "--validation_file_dir")
+        eindex = ecorpus.blocks(data_args.block_size, data_args.packing_strategy, True, "all", 0.0)
+        eval_ds = BlockDataset(ecorpus, eindex)
+        summary["eval"] = {**einfo, **eindex.stats()}
+    elif holdout > 0:
+        eindex = corpus.blocks(data_args.block_size, data_args.packing_strategy, True, "eval", holdout)
+        if eindex.n_blocks:
+            eval_ds = BlockDataset(corpus, eindex)
+            summary["eval"] = {"documents": int(len(corpus.split_documents("eval", holdout))), **eindex.stats()}
+        else:
+            logger.warning("validation_split_percentage %s%% held out no document of this corpus: no evaluation",
+                           holdout)
+    if eval_ds is not None and data_args.max_eval_samples:
+        eval_ds = BlockDataset(eval_ds.corpus, eval_ds.index.select(data_args.max_eval_samples))
+    return PreparedData(train, eval_ds, index.document_aware, summary)
+
+
+def _streaming(data_args: DataArguments, spec: TokenizerSpec, dist: DistInfo, seed: int, holdout: float):
+    stores, files = resolve_inputs(data_args.train_file_dir, "--train_file_dir")
+    if stores:
+        raise DataError(f"--streaming reads raw files; {stores[0]} is a prepared token store (drop --streaming "
+                        "to train on it)")
+    common = dict(spec=spec, block_size=data_args.block_size, strategy=data_args.packing_strategy,
+                  text_field=data_args.text_field, skip_bad=data_args.skip_bad_lines,
+                  max_chars=data_args.max_document_chars)
+    train = StreamingBlocks(files, keep_last=data_args.keep_last_block,
+                            split="train" if holdout > 0 else "all", holdout_percentage=holdout,
+                            shuffle_buffer=data_args.shuffle_buffer_size, seed=seed, rank=dist.rank,
+                            world=dist.world_size, loop=True, max_blocks=data_args.max_train_samples, **common)
+    eval_ds = None
+    limit = data_args.max_eval_samples or DEFAULT_STREAMING_EVAL_BLOCKS
+    if data_args.validation_file_dir:
+        _, efiles = resolve_inputs(data_args.validation_file_dir, "--validation_file_dir")
+        eval_ds = MaterializedBlocks(StreamingBlocks(efiles, loop=False, **common), limit)
+    elif holdout > 0:
+        eval_ds = MaterializedBlocks(StreamingBlocks(files, split="eval", holdout_percentage=holdout, loop=False,
+                                                     **common), limit)
+    summary = {"data_path": "streaming", "train": {"files": len(files)}}
+    return PreparedData(train, eval_ds, train.document_aware, summary)
+
+
+def streaming_stats(data: PreparedData) -> dict:
+    """What the streaming train dataset read in this process (with dataloader workers, their own
+    counters live in the workers and are not included)."""
+    ds = data.train
+    if not isinstance(ds, StreamingBlocks):
+        return {}
+    stats = dict(ds.stats)
+    stats["skipped_lines"] = ds.skipped.to_dict()
+    slots = stats["blocks"] * ds.block_size
+    stats["padding_fraction"] = round(1 - stats["tokens_in_blocks"] / slots, 6) if slots else 0.0
+    return stats
+

@@ -1,0 +1,78 @@
+"""Distributed helpers: who am I (from the launcher's environment), rank-aware logging, and which
+ranks build the token store. Nothing here runs a collective."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> "DistInfo":
+        env = os.environ
+        world = int(env.get("WORLD_SIZE", "1"))
+        return cls(int(env.get("RANK", "0")), world, int(env.get("LOCAL_RANK", "0")),
+                   int(env.get("LOCAL_WORLD_SIZE", str(world))))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def builders(self, prepare_on: str) -> tuple[int, int]:
+        """(builder rank, builder count) for the token store: all ranks share one store (global) or
+        the ranks of each node build that node's own copy (local)."""
+        if prepare_on == "local":
+            return self.local_rank, self.local_world_size
+        return self.rank, self.world_size
+
+    def cpus_per_rank(self) -> int:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            n = os.cpu_count() or 1
+        return max(1, n // max(1, self.local_world_size))
+
+
+class _RankFilter(logging.Filter):
+    def __init__(self, rank: int):
+        super().__init__()
+        self.prefix = f"[rank {rank}] " if rank else ""
+
+    def filter(self, record):
+        record.rankprefix = self.prefix
+        return True
+
+
+def setup_logging(info: DistInfo, level: int = logging.INFO) -> None:
+    """Rank 0 logs at INFO; other ranks log warnings only, each line prefixed with its rank."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RankFilter(info.rank))
+    handler.setFormatter(logging.Formatter("%(rankprefix)s%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           "%H:%M:%S"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_medtrain", False):
+            root.removeHandler(h)
+    handler._medtrain = True
+    root.addHandler(handler)
+    root.setLevel(level if info.is_main else logging.WARNING)
+    try:
+        import datasets
+        import transformers
+
+        verbosity = logging.INFO if info.is_main else logging.WARNING
+        transformers.utils.logging.set_verbosity(verbosity)
+        transformers.utils.logging.disable_default_handler()
+        transformers.utils.logging.enable_propagation()
+        datasets.utils.logging.set_verbosity(logging.WARNING)
+    except Exception:  # pragma: no cover
+        pass

@@ -1,0 +1,82 @@
+"""Monitoring: peak memory, the run summary (log + JSON in output_dir), and the Trainer callback that
+fills it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import resource
+import time
+
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_FILE = "run_summary.json"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and of its finished children, e.g. tokenize workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return round(max(own, children), 1)
+
+
+class RunSummary:
+    """Collects the numbers of a run and writes them once at the end."""
+
+    def __init__(self, output_dir: str, is_main: bool = True):
+        self.output_dir = output_dir
+        self.is_main = is_main
+        self.start = time.time()
+        self.data: dict = {}
+
+    def update(self, **values) -> None:
+        self.data.update(values)
+
+    def finish(self) -> dict:
+        self.data["seconds"] = round(time.time() - self.start, 2)
+        self.data["peak_memory_mb"] = peak_rss_mb()
+        if self.is_main:
+            os.makedirs(self.output_dir, exist_ok=True)
+            path = os.path.join(self.output_dir, SUMMARY_FILE)
+            with open(path, "w") as fh:
+                json.dump(self.data, fh, indent=1, default=str)
+            lines = [f"  {k}: {v}" for k, v in self.data.items() if not isinstance(v, dict)]
+            for k, v in self.data.items():
+                if isinstance(v, dict):
+                    lines.append(f"  {k}: " + ", ".join(f"{a}={b}" for a, b in v.items()))
+            logger.info("Run summary (also in %s):\n%s", path, "\n".join(lines))
+        return self.data
+
+
+class SummaryCallback(TrainerCallback):
+    """Times training and records losses, perplexity and throughput into the RunSummary."""
+
+    def __init__(self, summary: RunSummary, token_counter):
+        self.summary = summary
+        self.tokens = token_counter
+        self.t0 = None
+        self.first_loss = None
+        self.last_loss = None
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.t0 = time.time()
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            if self.first_loss is None:
+                self.first_loss = logs["loss"]
+            self.last_loss = logs["loss"]
+        if logs and "eval_loss" in logs:
+            logs["eval_perplexity"] = round(math.exp(min(50.0, logs["eval_loss"])), 4)
+
+    def on_train_end(self, args, state, control, **kw):
+        secs = time.time() - (self.t0 or time.time())
+        slots, targets = self.tokens()
+        self.summary.update(train_seconds=round(secs, 2), global_step=state.global_step,
+                            first_logged_loss=self.first_loss, last_logged_loss=self.last_loss,
+                            train_tokens_this_rank=slots, train_target_tokens_this_rank=targets,
+                            train_tokens_per_second_this_rank=round(slots / secs, 1) if secs > 0 else None)

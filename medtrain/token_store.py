@@ -1,0 +1,449 @@
+"""The token store: documents tokenized once, on disk, memory-mapped by every rank and every later run.
+
+Layout (format version 1), in a directory named by the fingerprint of everything that changes the
+tokens (input paths/sizes/mtimes or contents, the tokenizer, the text field, BOS/EOS, skip policy):
+
+    <cache_dir>/token_store/<fingerprint[:20]>/
+        plan.json            the work units (file, byte range) every builder agrees on
+        units/00000.tokens   token ids of the unit's documents, back to back, raw little-endian
+                             uint16 (vocabulary <= 65535) or uint32 (see manifest "dtype")
+        units/00000.docs.npy int64 document offsets into 00000.tokens: n_docs + 1 values, from 0
+        units/00000.keys.npy uint32 per document: crc32("<relpath>:<byte offset or row>") (holdout)
+        units/00000.json     the unit's counts; written last, by rename: its presence marks the unit done
+        packing/*.npz        block indexes computed from the offsets, per block_size/strategy/split
+        manifest.json        written last, by rename: its presence marks the store complete
+
+Worked example: a unit with documents "Fever." -> [412, 9, 2] and "Take aspirin." -> [77, 1030, 9, 2]
+(EOS = 2) has 00000.tokens = 412 9 2 77 1030 9 2 (7 uint16 values) and 00000.docs.npy = [0, 3, 7].
+
+Building is parallel and collective-free: units are taken round-robin by the builder ranks (every
+rank of every node with prepare_on=global, the ranks of one node with local), and by `num_proc`
+worker processes within a rank. Every file is written under a temporary name and renamed when
+complete, so a killed build leaves nothing a later run trusts, a rerun resumes from finished units,
+and two jobs building the same store at once write identical files (the last rename wins). A rank
+that is done waits for the others by watching the filesystem, never inside a collective, so a
+build of any length cannot hit `ddp_timeout`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from dataclasses import asdict
+from typing import Optional
+
+import numpy as np
+
+from .packing import BlockIndex, pack
+from .sources import DataError, RecordReader, SkipCounter, SourceFile, WorkUnit, doc_hash, find_files, plan_units
+from .tokenization import TokenizerSpec
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+BATCH_CHARS = 1 << 20      # characters per encode_batch call
+BATCH_DOCS = 1024
+
+
+# ---------------------------------------------------------------------------------------------------
+# fingerprint
+# ---------------------------------------------------------------------------------------------------
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 24), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(files: list[SourceFile], spec: TokenizerSpec, text_field: str, skip_bad: bool,
+                max_chars: Optional[int], mode: str = "metadata") -> str:
+    """Hash of everything that changes the tokens; `mode='content'` hashes file contents instead of
+    their size and mtime. block_size and packing are not part of it: they never re-tokenize."""
+    if mode not in ("metadata", "content"):
+        raise ValueError(f"--fingerprint must be metadata or content, not {mode!r}")
+    inputs = [[f.path, f.size, f.mtime_ns] if mode == "metadata" else [f.relpath, _file_digest(f.path)]
+              for f in files]
+    payload = {"format_version": FORMAT_VERSION, "inputs": inputs, "tokenizer": spec.fingerprint,
+               "text_field": text_field, "skip_bad": skip_bad, "max_chars": max_chars}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp.{socket.gethostname()}.{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_npy(path: str, arr: np.ndarray) -> None:
+    tmp = f"{path}.tmp.{socket.gethostname()}.{os.getpid()}.npy"
+    np.save(tmp, arr)
+    os.replace(tmp, path)
+
+
+def is_store(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, MANIFEST))
+
+
+# ---------------------------------------------------------------------------------------------------
+# building one unit (runs in a worker process)
+# ---------------------------------------------------------------------------------------------------
+def _unit_paths(store: str, i: int) -> dict:
+    base = os.path.join(store, "units", f"{i:05d}")
+    return {"tokens": base + ".tokens", "docs": base + ".docs.npy", "keys": base + ".keys.npy",
+            "done": base + ".json"}
+
+
+def build_unit(store: str, i: int, unit: WorkUnit, spec: TokenizerSpec, text_field: str, skip_bad: bool,
+               max_chars: Optional[int]) -> dict:
+    """Tokenize one work unit into the store; returns its summary (also written as the done marker)."""
+    slow = float(os.environ.get("MEDTRAIN_TEST_SLOW_UNIT_SECONDS", "0") or 0)  # test hook
+    if slow and os.environ.get("MEDTRAIN_TEST_SLOW_RANK", os.environ.get("RANK", "0")) == os.environ.get("RANK", "0"):
+        time.sleep(slow)
+    t0 = time.time()
+    paths = _unit_paths(store, i)
+    tok = spec.build()
+    skipped = SkipCounter()
+    reader = RecordReader(unit, text_field, skip_bad, max_chars, skipped)
+    tmp_tokens = f"{paths['tokens']}.tmp.{socket.gethostname()}.{os.getpid()}"
+    offsets, keys = [0], []
+    n_tokens = 0
+    texts: list[str] = []
+    chars = 0
+
+    def flush(out):
+        nonlocal n_tokens, texts, chars
+        for ids in tok.encode_batch(texts):
+            out.write(ids.tobytes())
+            n_tokens += len(ids)
+            offsets.append(n_tokens)
+        texts, chars = [], 0
+
+    with open(tmp_tokens, "wb") as out:
+        for key, text in reader:
+            texts.append(text)
+            keys.append(doc_hash(unit.file.relpath, key))
+            chars += len(text)
+            if chars >= BATCH_CHARS or len(texts) >= BATCH_DOCS:
+                flush(out)
+        if texts:
+            flush(out)
+    os.replace(tmp_tokens, paths["tokens"])
+    _atomic_npy(paths["docs"], np.asarray(offsets, dtype=np.int64))
+    _atomic_npy(paths["keys"], np.asarray(keys, dtype=np.uint32))
+    summary = {"unit": i, "source": unit.file.relpath, "path": unit.file.path, "start": unit.start,
+               "end": unit.end, "bytes": unit.nbytes, "documents": len(keys), "tokens": n_tokens,
+               "skipped": skipped.to_dict(), "skipped_examples": skipped.examples[:5],
+               "documents_cut_for_tokenizing": tok.documents_cut, "seconds": round(time.time() - t0, 3),
+               "peak_rss_mb": _peak_rss_mb()}
+    _atomic_write(paths["done"], json.dumps(summary).encode())
+    return summary
+
+
+def _peak_rss_mb() -> float:
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _worker(job):
+    try:
+        return build_unit(*job)
+    except DataError as e:
+        return {"error": str(e)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# building a store
+# ---------------------------------------------------------------------------------------------------
+class StoreBuilder:
+    """Builds (or finds) the token store for a set of files. Every rank calls `ensure()`; each builds
+    its share of the units, waits on the filesystem for the others, and returns the store's path."""
+
+    def __init__(self, files: list[SourceFile], spec: TokenizerSpec, root: str, text_field: str = "text",
+                 skip_bad: bool = False, max_chars: Optional[int] = None, num_proc: int = 1,
+                 rank: int = 0, world: int = 1, fingerprint_mode: str = "metadata",
+                 unit_bytes: int = 32 << 20, poll_seconds: float = 0.5, show_progress: bool = True):
+        self.files, self.spec, self.text_field = files, spec, text_field
+        self.skip_bad, self.max_chars, self.num_proc = skip_bad, max_chars, max(1, num_proc)
+        self.rank, self.world = rank, world
+        self.unit_bytes = unit_bytes
+        self.poll = poll_seconds
+        self.show_progress = show_progress
+        self.fp = fingerprint(files, spec, text_field, skip_bad, max_chars, fingerprint_mode)
+        self.path = os.path.join(root, "token_store", self.fp[:20])
+        self.built_units = 0
+
+    def ensure(self, overwrite: bool = False) -> str:
+        t_start = time.time()
+        if overwrite:
+            self._clear_for_overwrite(t_start)
+        elif is_store(self.path):
+            logger.info("Reusing token store %s (fingerprint matches; pass --overwrite_cache to rebuild, or "
+                        "delete that directory)", self.path)
+            return self.path
+        os.makedirs(os.path.join(self.path, "units"), exist_ok=True)
+        units = plan_units(self.files, self.unit_bytes, min_units=self.world * self.num_proc)
+        plan = [{"path": u.file.path, "relpath": u.file.relpath, "start": u.start, "end": u.end} for u in units]
+        plan_path = os.path.join(self.path, "plan.json")
+        if not os.path.exists(plan_path):
+            _atomic_write(plan_path, json.dumps(plan).encode())
+        mine = [i for i in range(len(units)) if i % self.world == self.rank
+                and not os.path.exists(_unit_paths(self.path, i)["done"])]
+        done_before = sum(os.path.exists(_unit_paths(self.path, i)["done"]) for i in range(len(units)))
+        if done_before and not is_store(self.path):
+            logger.info("Resuming the build of %s: %d of %d units already done", self.path, done_before, len(units))
+        logger.info("Building token store %s: %d units, %d for this rank, %d worker processes", self.path,
+                    len(units), len(mine), self.num_proc)
+        self._build(units, mine)
+        self._wait_for_all(len(units))
+        if not is_store(self.path):
+            self._write_manifest(units, time.time() - t_start)
+        return self.path
+
+    def _clear_for_overwrite(self, t_start: float) -> None:
+        marker = os.path.join(self.path, "overwrite.json")
+        if self.rank == 0:
+            if os.path.isdir(self.path):
+                trash = f"{self.path}.old.{os.getpid()}"
+                os.replace(self.path, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            os.makedirs(self.path, exist_ok=True)
+            _atomic_write(marker, json.dumps({"time": time.time()}).encode())
+            logger.info("--overwrite_cache: rebuilding %s", self.path)
+            return
+        while True:  # wait for rank 0 to clear the old store (ranks start within a minute of each other)
+            try:
+                with open(marker) as fh:
+                    if json.load(fh)["time"] > t_start - 60:
+                        return
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(self.poll)
+
+    def _build(self, units: list[WorkUnit], mine: list[int]) -> None:
+        from tqdm.auto import tqdm
+
+        if not mine:
+            return
+        jobs = [(self.path, i, units[i], self.spec, self.text_field, self.skip_bad, self.max_chars) for i in mine]
+        total = sum(units[i].nbytes for i in mine)
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"tokenizing (rank {self.rank})",
+                   disable=not self.show_progress)
+        tokens, t0 = 0, time.time()
+
+        def update(res):
+            nonlocal tokens
+            if "error" in res:
+                raise DataError(res["error"])
+            tokens += res["tokens"]
+            bar.update(res["bytes"])
+            bar.set_postfix_str(f"{tokens / max(1e-9, time.time() - t0):,.0f} tok/s")
+
+        try:
+            if self.num_proc == 1 or len(jobs) == 1:
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+                for job in jobs:
+                    update(_worker(job))
+            else:
+                import multiprocessing as mp
+
+                ctx = mp.get_context("fork")
+                os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker process
+                with ctx.Pool(min(self.num_proc, len(jobs)), maxtasksperchild=16) as pool:
+                    for res in pool.imap_unordered(_worker, jobs):
+                        update(res)
+        finally:
+            bar.close()
+        self.built_units = len(mine)
+
+    def _wait_for_all(self, n_units: int) -> None:
+        missing = [i for i in range(n_units) if not os.path.exists(_unit_paths(self.path, i)["done"])]
+        last_log = time.time()
+        while missing:
+            if time.time() - last_log >= 60:
+                owners = sorted({i % self.world for i in missing})
+                logger.warning("rank %d waits for %d of %d units of %s, built by rank(s) %s (watching the "
+                               "filesystem; no collective is involved). If nodes do not share this directory, "
+                               "pass --prepare_on local.", self.rank, len(missing), n_units, self.path, owners)
+                last_log = time.time()
+            time.sleep(self.poll)
+            missing = [i for i in missing if not os.path.exists(_unit_paths(self.path, i)["done"])]
+
+    def _write_manifest(self, units: list[WorkUnit], seconds: float) -> None:
+        summaries = []
+        for i in range(len(units)):
+            with open(_unit_paths(self.path, i)["done"]) as fh:
+                summaries.append(json.load(fh))
+        skipped = SkipCounter()
+        for s in summaries:
+            skipped.merge(s["skipped"])
+        docs = sum(s["documents"] for s in summaries)
+        tokens = sum(s["tokens"] for s in summaries)
+        if docs == 0:
+            raise DataError("no documents were read from " + ", ".join(sorted({f.path for f in self.files}))
+                            + f" (skipped: {skipped.to_dict()})")
+        build_seconds = sum(s["seconds"] for s in summaries)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "fingerprint": self.fp,
+            "dtype": np.dtype(self.spec.dtype).name,
+            "vocab_size": self.spec.vocab_size,
+            "bos_id": self.spec.bos_id, "eos_id": self.spec.eos_id,
+            "add_bos": self.spec.add_bos, "add_eos": self.spec.add_eos,
+            "text_field": self.text_field,
+            "inputs": [{"path": f.path, "relpath": f.relpath, "size": f.size, "mtime_ns": f.mtime_ns}
+                       for f in self.files],
+            "units": [{k: s[k] for k in ("unit", "source", "start", "end", "bytes", "documents", "tokens")}
+                      for s in summaries],
+            "documents": docs, "tokens": tokens, "bytes": sum(s["bytes"] for s in summaries),
+            "skipped": skipped.to_dict(),
+            "skipped_examples": [e for s in summaries for e in s.get("skipped_examples", [])][:20],
+            "documents_cut_for_tokenizing": sum(s["documents_cut_for_tokenizing"] for s in summaries),
+            "wall_seconds": round(seconds, 3),
+            "worker_seconds": round(build_seconds, 3),
+            "peak_rss_mb_per_worker": max(s["peak_rss_mb"] for s in summaries),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        _atomic_write(os.path.join(self.path, MANIFEST), json.dumps(manifest, indent=1).encode())
+        logger.info("Token store ready: %s (%s documents, %s tokens, %.1f s; skipped: %s)", self.path,
+                    f"{docs:,}", f"{tokens:,}", seconds, skipped.to_dict() or "nothing")
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------------
+class TokenCorpus:
+    """One or more token stores read as one corpus: a global document table over all their units."""
+
+    def __init__(self, paths):
+        self.paths = [paths] if isinstance(paths, str) else list(paths)
+        self.manifests = []
+        lengths, keys, unit_of, starts = [], [], [], []
+        self._units = []  # (tokens path, dtype)
+        for p in self.paths:
+            if not is_store(p):
+                raise DataError(f"{p}: not a complete token store (no {MANIFEST}; an interrupted build is "
+                                "resumed by running the same command again)")
+            with open(os.path.join(p, MANIFEST)) as fh:
+                m = json.load(fh)
+            if m.get("format_version") != FORMAT_VERSION:
+                raise DataError(f"{p}: token store format {m.get('format_version')} is not {FORMAT_VERSION}; "
+                                "rebuild it with --overwrite_cache")
+            self.manifests.append(m)
+            for u in m["units"]:
+                up = _unit_paths(p, u["unit"])
+                off = np.load(up["docs"])
+                lengths.append(np.diff(off))
+                starts.append(off[:-1])
+                keys.append(np.load(up["keys"]))
+                unit_of.append(np.full(len(off) - 1, len(self._units), dtype=np.int32))
+                self._units.append((up["tokens"], np.dtype(m["dtype"])))
+        dtypes = {m["dtype"] for m in self.manifests}
+        eos = {m["eos_id"] for m in self.manifests}
+        if len(eos) > 1:
+            raise DataError(f"token stores {self.paths} were built with different tokenizers (EOS ids {eos})")
+        self.doc_lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        self.doc_keys = np.concatenate(keys) if keys else np.zeros(0, np.uint32)
+        self.doc_unit = np.concatenate(unit_of) if unit_of else np.zeros(0, np.int32)
+        self.doc_start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+        self.dtype = np.dtype("uint32" if "uint32" in dtypes else "uint16")
+        self._maps: dict = {}
+
+    @property
+    def n_documents(self) -> int:
+        return len(self.doc_lengths)
+
+    @property
+    def fingerprints(self) -> list[str]:
+        return [m["fingerprint"] for m in self.manifests]
+
+    def _map(self, u: int) -> np.ndarray:
+        m = self._maps.get(u)
+        if m is None:
+            path, dtype = self._units[u]
+            m = np.memmap(path, dtype=dtype, mode="r") if os.path.getsize(path) else np.zeros(0, dtype)
+            self._maps[u] = m
+        return m
+
+    def __getstate__(self):  # memmaps are reopened in each dataloader worker
+        state = dict(self.__dict__)
+        state["_maps"] = {}
+        return state
+
+    def tokens(self, doc: int, start: int = 0, length: Optional[int] = None) -> np.ndarray:
+        if length is None:
+            length = int(self.doc_lengths[doc]) - start
+        s = int(self.doc_start[doc]) + start
+        return self._map(int(self.doc_unit[doc]))[s: s + length]
+
+    def split_documents(self, split: str, holdout_percentage: float) -> np.ndarray:
+        """Document numbers of the train or eval split: eval holds the documents whose origin hash
+        falls in the first `holdout_percentage` percent; train the others."""
+        if split == "all" or holdout_percentage <= 0:
+            return np.arange(self.n_documents, dtype=np.int64) if split != "eval" else np.zeros(0, np.int64)
+        held = is_held_out(self.doc_keys, holdout_percentage)
+        return np.flatnonzero(held if split == "eval" else ~held).astype(np.int64)
+
+    def blocks(self, block_size: int, strategy: str, keep_last: bool = True, split: str = "all",
+               holdout_percentage: float = 0.0) -> BlockIndex:
+        """The block index for these settings, computed from document lengths and cached on disk."""
+        key = hashlib.sha256(json.dumps([self.fingerprints, block_size, strategy, keep_last, split,
+                                         holdout_percentage, 1]).encode()).hexdigest()[:16]
+        cache = os.path.join(self.paths[0], "packing", f"{strategy}-{block_size}-{split}-{key}.npz")
+        if os.path.exists(cache):
+            try:
+                return BlockIndex.load(cache)
+            except Exception:  # a damaged cache is recomputed, never trusted
+                logger.warning("ignoring unreadable packing cache %s", cache)
+        docs = self.split_documents(split, holdout_percentage)
+        index = pack(self.doc_lengths[docs], block_size, strategy, keep_last, docs=docs)
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        tmp = f"{cache}.tmp.{socket.gethostname()}.{os.getpid()}.npz"
+        index.save(tmp)
+        os.replace(tmp, cache)
+        return index
+
+    def block_tokens(self, index: BlockIndex, b: int) -> tuple[np.ndarray, np.ndarray]:
+        s, e = int(index.block_ptr[b]), int(index.block_ptr[b + 1])
+        parts = [self.tokens(d, st, ln) for d, st, ln in zip(index.piece_doc[s:e].tolist(),
+                                                            index.piece_start[s:e].tolist(),
+                                                            index.piece_len[s:e].tolist())]
+        return np.concatenate(parts).astype(np.int64), index.piece_len[s:e]
+
+    def summary(self) -> dict:
+        skipped = SkipCounter()
+        for m in self.manifests:
+            skipped.merge(m["skipped"])
+        return {"stores": self.paths, "documents": int(self.n_documents), "tokens": int(self.doc_lengths.sum()),
+                "skipped_lines": skipped.to_dict(),
+                "documents_cut_for_tokenizing": sum(m.get("documents_cut_for_tokenizing", 0)
+                                                    for m in self.manifests)}
+
+
+def is_held_out(keys, holdout_percentage: float):
+    """The validation rule shared by both data paths: a document is held out when its origin hash,
+    modulo 10,000, is below holdout_percentage * 100."""
+    return (np.asarray(keys, dtype=np.uint64) % 10000) < int(round(holdout_percentage * 100))
+
+
+def spec_dict(spec: TokenizerSpec) -> dict:
+    d = asdict(spec)
+    d.pop("tokenizer_json")
+    return d
+
+
+def resolve_inputs(paths, what: str) -> tuple[list[str], list[SourceFile]]:
+    """Split user paths into prepared token stores (used as they are) and raw files to tokenize."""
+    stores, raw = [], []
+    for p in paths:
+        (stores if os.path.isdir(p) and is_store(p) else raw).append(p)
+    return stores, (find_files(raw, what) if raw else [])

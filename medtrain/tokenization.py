@@ -1,0 +1,123 @@
+"""Tokenization of documents: batch-encode with the fast tokenizer, add BOS/EOS, cut huge texts first.
+
+`TokenizerSpec` is the small, picklable description of a tokenizer that worker processes and
+dataloader workers rebuild it from (the `tokenizers` JSON plus the special-token choices); its
+`fingerprint` names everything about tokenization that changes the tokens.
+
+A document is encoded with `add_special_tokens=False`, then BOS (if chosen) is prepended and EOS (if
+chosen) appended, so the ids do not depend on a tokenizer's post-processor. A text longer than
+`piece_chars` is cut at whitespace into pieces that are encoded separately and joined, so a 100 MB
+line costs bounded memory; byte-level BPE tokenizers split at whitespace anyway, so the ids change at
+most at those few cut points. Such documents are counted (`documents_cut_for_tokenizing`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+PIECE_CHARS = 1 << 20
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    tokenizer_json: str
+    vocab_size: int
+    bos_id: Optional[int]
+    eos_id: Optional[int]
+    add_bos: bool
+    add_eos: bool
+    pad_id: Optional[int] = None
+
+    @property
+    def dtype(self):
+        return np.uint16 if self.vocab_size <= 65535 else np.uint32
+
+    @property
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(self.tokenizer_json.encode("utf-8"))
+        h.update(repr((self.vocab_size, self.bos_id, self.eos_id, self.add_bos, self.add_eos)).encode())
+        return h.hexdigest()
+
+    def build(self) -> "DocumentTokenizer":
+        return DocumentTokenizer(self)
+
+
+def spec_from_tokenizer(tokenizer, add_bos: Optional[bool] = None, add_eos: bool = True) -> TokenizerSpec:
+    """Describe a HF fast tokenizer. `add_bos=None` follows the tokenizer (does it add BOS itself?)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer; medtrain needs one "
+                         "(a tokenizer.json, as every modern model ships)")
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if add_bos is None:
+        ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+        add_bos = bos is not None and len(ids) > 0 and ids[0] == bos
+    if add_bos and bos is None:
+        raise ValueError("--add_bos_token is set but the tokenizer has no bos_token")
+    if add_eos and eos is None:
+        raise ValueError("the tokenizer has no eos_token: set one (tokenizer.eos_token) or pass "
+                         "--add_eos_token false")
+    return TokenizerSpec(backend.to_str(), len(tokenizer), bos, eos, bool(add_bos), bool(add_eos),
+                         tokenizer.pad_token_id)
+
+
+def split_text(text: str, piece_chars: int = PIECE_CHARS) -> list[str]:
+    """Cut `text` into pieces of at most `piece_chars`, just before a whitespace where there is one."""
+    if len(text) <= piece_chars:
+        return [text]
+    pieces, start, n = [], 0, len(text)
+    while start < n:
+        end = min(n, start + piece_chars)
+        if end < n:
+            cut = end
+            # look back (at most a tenth of a piece) for whitespace to cut before
+            lo = max(start + 1, end - piece_chars // 10)
+            while cut > lo and not text[cut].isspace():
+                cut -= 1
+            end = cut if cut > lo else end
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+class DocumentTokenizer:
+    """Encodes batches of documents into lists of ids (numpy arrays of the store's dtype)."""
+
+    def __init__(self, spec: TokenizerSpec, piece_chars: int = PIECE_CHARS):
+        from tokenizers import Tokenizer
+
+        self.spec = spec
+        self.piece_chars = piece_chars
+        self._tok = Tokenizer.from_str(spec.tokenizer_json)
+        self._prefix = [spec.bos_id] if spec.add_bos else []
+        self._suffix = [spec.eos_id] if spec.add_eos else []
+        self.documents_cut = 0
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        normal = [i for i, t in enumerate(texts) if len(t) <= self.piece_chars]
+        out: list = [None] * len(texts)
+        if normal:
+            encs = self._tok.encode_batch_fast([texts[i] for i in normal], add_special_tokens=False) \
+                if hasattr(self._tok, "encode_batch_fast") else \
+                self._tok.encode_batch([texts[i] for i in normal], add_special_tokens=False)
+            for i, enc in zip(normal, encs):
+                out[i] = enc.ids
+        for i, t in enumerate(texts):
+            if out[i] is None:
+                self.documents_cut += 1
+                ids: list[int] = []
+                for piece in split_text(t, self.piece_chars):
+                    ids.extend(self._tok.encode(piece, add_special_tokens=False).ids)
+                out[i] = ids
+        dtype = self.spec.dtype
+        return [np.asarray(self._prefix + ids + self._suffix, dtype=dtype) for ids in out]
+
+
+def tokenizer_threads(enabled: bool) -> None:
+    """Let the Rust tokenizer use its own threads (one process) or not (many worker processes)."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if enabled else "false"
