@@ -31,9 +31,9 @@ logger = logging.getLogger(__name__)
 # Used when no model is given: the demo trains the tiny model on data/pretrain in about a minute.
 # User flags come after these, so they override them.
 DEMO_FLAGS = ["--block_size", "128", "--per_device_train_batch_size", "8", "--learning_rate", "3e-3",
-              "--warmup_steps", "20", "--lr_scheduler_type", "cosine", "--max_steps", "300",
-              "--logging_steps", "20", "--eval_strategy", "steps", "--eval_steps", "100",
-              "--save_steps", "300", "--output_dir", "outputs/demo", "--validation_split_percentage", "5",
+              "--warmup_steps", "30", "--lr_scheduler_type", "cosine", "--max_steps", "1000",
+              "--logging_steps", "50", "--eval_strategy", "steps", "--eval_steps", "250",
+              "--save_steps", "500", "--output_dir", "outputs/demo", "--validation_split_percentage", "5",
               "--num_proc", "1", "--seed", "42"]
 
 
