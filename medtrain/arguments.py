@@ -54,10 +54,38 @@ class ModelArguments:
         default="demo_assets",
         metadata={"help": "Where the embedded demo model and tokenizer are built when no model is given."},
     )
+    use_peft: bool = field(default=False, metadata={"help": "Train a LoRA adapter (PEFT) instead of all weights."})
+    target_modules: str = field(
+        default="all",
+        metadata={"help": "LoRA target modules, comma-separated (e.g. q_proj,v_proj), or 'all': every linear "
+                          "layer of the model except the output head, found by inspecting the model."},
+    )
+    lora_rank: int = field(default=8, metadata={"help": "LoRA rank r."})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha (scaling = alpha / rank)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA path."})
+    modules_to_save: Optional[str] = field(
+        default=None,
+        metadata={"help": "Modules trained fully and saved with the adapter, comma-separated "
+                          "(e.g. embed_tokens,lm_head when the tokenizer grew)."},
+    )
+    peft_path: Optional[str] = field(default=None, metadata={"help": "An existing adapter to continue training."})
+    load_in_8bit: bool = field(default=False, metadata={"help": "Load the base model in 8 bits (bitsandbytes, GPU)."})
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "QLoRA: load the base model in 4 bits (bitsandbytes, GPU) and train LoRA."}
+    )
 
     def __post_init__(self):
+        problems = []
         if self.torch_dtype not in ("auto", "bfloat16", "float16", "float32"):
-            raise ValueError(f"--torch_dtype must be auto, bfloat16, float16 or float32, not {self.torch_dtype!r}")
+            problems.append(f"--torch_dtype must be auto, bfloat16, float16 or float32, not {self.torch_dtype!r}")
+        if self.load_in_8bit and self.load_in_4bit:
+            problems.append("choose one of --load_in_8bit and --load_in_4bit")
+        if (self.load_in_8bit or self.load_in_4bit) and not self.use_peft:
+            problems.append("--load_in_8bit/--load_in_4bit train a LoRA adapter on a quantized model: add --use_peft")
+        if self.lora_rank < 1:
+            problems.append(f"--lora_rank must be at least 1, got {self.lora_rank}")
+        if problems:
+            raise ValueError("Invalid model arguments:\n  " + "\n  ".join(problems))
 
 
 @dataclass

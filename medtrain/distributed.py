@@ -76,3 +76,56 @@ def setup_logging(info: DistInfo, level: int = logging.INFO) -> None:
         datasets.utils.logging.set_verbosity(logging.WARNING)
     except Exception:  # pragma: no cover
         pass
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_launcher_env() -> None:
+    """A single process started without a launcher gets the environment of a 1-process launch
+    (DeepSpeed otherwise tries MPI discovery and fails on a missing mpi4py)."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return
+    os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": os.environ.get("MASTER_PORT", str(_free_port()))})
+
+
+def init_deepspeed_backend() -> None:
+    """With DeepSpeed and no GPU, start its process group on gloo before the model is created
+    (ZeRO-3's zero.Init needs it; accelerate leaves the backend unset without a GPU). On GPUs the
+    Trainer initialises NCCL itself."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    import deepspeed
+
+    deepspeed.init_distributed(dist_backend="gloo")
+
+
+def finish() -> None:
+    """End a distributed run cleanly (a barrier, then destroy the group), which avoids the rare
+    'terminate called without an active exception' aborts at exit."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
+def gather_object(obj) -> list:
+    """Every rank's `obj` (after training, for the summary); a one-element list without a group."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out

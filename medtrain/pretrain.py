@@ -19,9 +19,9 @@ from .arguments import DataArguments, ModelArguments, parse_args
 from .collator import BlockCollator
 from .data_pipeline import build_datasets, streaming_stats
 from .demo import DEMO_CORPUS, ensure_demo_assets
-from .distributed import DistInfo, setup_logging
+from .distributed import DistInfo, ensure_launcher_env, finish, gather_object, init_deepspeed_backend, setup_logging
 from .modeling import load_model, load_tokenizer, max_positions
-from .monitoring import RunSummary, SummaryCallback
+from .monitoring import RunSummary, SummaryCallback, peak_rss_mb
 from .sources import DataError
 from .tokenization import spec_from_tokenizer
 from .trainer import MedTrainer
@@ -59,6 +59,8 @@ def _resume_arg(value):
 
 def run(argv: Optional[list[str]] = None) -> dict:
     model_args, data_args, training_args = parse_pretraining_args(argv)
+    if training_args.deepspeed:
+        ensure_launcher_env()
     dist = DistInfo.from_env()
     setup_logging(dist)
     summary = RunSummary(training_args.output_dir, is_main=dist.is_main)
@@ -82,7 +84,9 @@ def run(argv: Optional[list[str]] = None) -> dict:
     spec = spec_from_tokenizer(tokenizer, data_args.add_bos_token, data_args.add_eos_token)
     data = build_datasets(data_args, spec, dist, training_args.data_seed or training_args.seed)
 
-    model = load_model(model_args, tokenizer)
+    if training_args.deepspeed:
+        init_deepspeed_backend()  # before the model, so ZeRO-3 partitions it as it loads
+    model = load_model(model_args, tokenizer, gradient_checkpointing=training_args.gradient_checkpointing)
     positions = max_positions(model)
     if positions and data_args.block_size > positions:
         raise ValueError(f"--block_size {data_args.block_size} is longer than the model's "
@@ -92,8 +96,7 @@ def run(argv: Optional[list[str]] = None) -> dict:
 
     collator = BlockCollator(tokenizer.pad_token_id, data.document_aware)
     trainer = MedTrainer(model=model, args=training_args, train_dataset=data.train,
-                         eval_dataset=data.eval if training_args.eval_strategy != "no" or training_args.do_eval
-                         else data.eval,
+                         eval_dataset=data.eval,
                          data_collator=collator, processing_class=tokenizer)
     trainer.add_callback(SummaryCallback(summary, trainer.token_counts))
     summary.update(world_size=dist.world_size, packing_strategy=data_args.packing_strategy,
@@ -112,6 +115,7 @@ def run(argv: Optional[list[str]] = None) -> dict:
     if data_args.streaming:
         summary.update(streaming=streaming_stats(data))
     summary.update(metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    summary.update(peak_memory_mb_per_rank=gather_object(peak_rss_mb()))
     out = summary.finish()
     if dist.is_main and "eval_perplexity" in metrics:
         logger.info("Final perplexity on the validation set: %.2f", metrics["eval_perplexity"])
@@ -122,7 +126,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         run(argv)
     except DataError as e:
-        logging.getLogger("medtrain").error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finish()
     return 0
