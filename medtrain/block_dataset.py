@@ -25,5 +25,4 @@ class BlockDataset(torch.utils.data.Dataset):
     def __getitem__(self, b: int) -> dict:
         if b < 0 or b >= len(self):
             raise IndexError(b)
-        ids, lens = self.corpus.block_tokens(self.index, b)
-        return {"input_ids": ids, "piece_lengths": lens}
+        return self.corpus.block_tokens(self.index, b)

@@ -22,7 +22,6 @@ from .distributed import DistInfo
 from .sources import DataError
 from .streaming import StreamingBlocks
 from .token_store import StoreBuilder, TokenCorpus, resolve_inputs
-from .tokenization import TokenizerSpec
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class MaterializedBlocks(torch.utils.data.Dataset):
         return self._load()[i]
 
 
-def prepare_store(paths, data_args: DataArguments, spec: TokenizerSpec, dist: DistInfo,
+def prepare_store(paths, data_args: DataArguments, encoder, dist: DistInfo,
                   what: str = "--train_file_dir", fingerprint_mode: str = "metadata") -> tuple[TokenCorpus, dict]:
     """Token stores for `paths`: prepared ones as given, raw files built (or reused) under cache_dir."""
     stores, files = resolve_inputs(paths, what)
@@ -70,8 +69,8 @@ def prepare_store(paths, data_args: DataArguments, spec: TokenizerSpec, dist: Di
     if files:
         rank, world = dist.builders(data_args.prepare_on)
         builder = StoreBuilder(
-            files, spec, data_args.cache_dir or default_cache_dir(), data_args.text_field,
-            data_args.skip_bad_lines, data_args.max_document_chars,
+            files, encoder, data_args.cache_dir or default_cache_dir(), data_args.skip_bad_lines,
+            data_args.max_document_chars,
             num_proc=data_args.num_proc or dist.cpus_per_rank(), rank=rank, world=world,
             fingerprint_mode=getattr(data_args, "fingerprint", "metadata"), show_progress=dist.is_main)
         stores.append(builder.ensure(overwrite=data_args.overwrite_cache))
@@ -82,13 +81,14 @@ def prepare_store(paths, data_args: DataArguments, spec: TokenizerSpec, dist: Di
     return corpus, info
 
 
-def build_datasets(data_args: DataArguments, spec: TokenizerSpec, dist: DistInfo, seed: int) -> PreparedData:
+def build_datasets(data_args: DataArguments, encoder, dist: DistInfo, seed: int) -> PreparedData:
+    """Train and eval datasets for `encoder`'s records (pretraining text, or SFT conversations)."""
     train_paths = data_args.train_file_dir
     holdout = 0.0 if data_args.validation_file_dir else data_args.validation_split_percentage
     if data_args.streaming:
-        return _streaming(data_args, spec, dist, seed, holdout)
+        return _streaming(data_args, encoder, dist, seed, holdout)
 
-    corpus, info = prepare_store(train_paths, data_args, spec, dist)
+    corpus, info = prepare_store(train_paths, data_args, encoder, dist)
     split = "train" if holdout > 0 else "all"
     index = corpus.blocks(data_args.block_size, data_args.packing_strategy, data_args.keep_last_block, split, holdout)
     if index.n_blocks == 0:
@@ -102,7 +102,8 @@ def build_datasets(data_args: DataArguments, spec: TokenizerSpec, dist: DistInfo
         summary["train"]["documents"] = int(len(corpus.split_documents("train", holdout)))
     eval_ds = None
     if data_args.validation_file_dir:
-        ecorpus, einfo = prepare_store(data_args.validation_file_dir, data_args, spec, dist, "--validation_file_dir")
+        ecorpus, einfo = prepare_store(data_args.validation_file_dir, data_args, encoder, dist,
+                                       "--validation_file_dir")
         eindex = ecorpus.blocks(data_args.block_size, data_args.packing_strategy, True, "all", 0.0)
         eval_ds = BlockDataset(ecorpus, eindex)
         summary["eval"] = {**einfo, **eindex.stats()}
@@ -119,13 +120,13 @@ def build_datasets(data_args: DataArguments, spec: TokenizerSpec, dist: DistInfo
     return PreparedData(train, eval_ds, index.document_aware, summary)
 
 
-def _streaming(data_args: DataArguments, spec: TokenizerSpec, dist: DistInfo, seed: int, holdout: float):
+def _streaming(data_args: DataArguments, encoder, dist: DistInfo, seed: int, holdout: float):
     stores, files = resolve_inputs(data_args.train_file_dir, "--train_file_dir")
     if stores:
         raise DataError(f"--streaming reads raw files; {stores[0]} is a prepared token store (drop --streaming "
                         "to train on it)")
-    common = dict(spec=spec, block_size=data_args.block_size, strategy=data_args.packing_strategy,
-                  text_field=data_args.text_field, skip_bad=data_args.skip_bad_lines,
+    common = dict(encoder=encoder, block_size=data_args.block_size, strategy=data_args.packing_strategy,
+                  skip_bad=data_args.skip_bad_lines,
                   max_chars=data_args.max_document_chars)
     train = StreamingBlocks(files, keep_last=data_args.keep_last_block,
                             split="train" if holdout > 0 else "all", holdout_percentage=holdout,

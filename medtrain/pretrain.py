@@ -23,7 +23,7 @@ from .distributed import DistInfo, ensure_launcher_env, finish, gather_object, i
 from .modeling import load_model, load_tokenizer, max_positions
 from .monitoring import RunSummary, SummaryCallback, peak_rss_mb
 from .sources import DataError
-from .tokenization import spec_from_tokenizer
+from .tokenization import TextEncoder, spec_from_tokenizer
 from .trainer import MedTrainer
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ def run(argv: Optional[list[str]] = None) -> dict:
         logger.warning("--block_size %d is over --model_max_length %d: using %d", data_args.block_size, limit, limit)
         data_args.block_size = limit
     spec = spec_from_tokenizer(tokenizer, data_args.add_bos_token, data_args.add_eos_token)
-    data = build_datasets(data_args, spec, dist, training_args.data_seed or training_args.seed)
+    encoder = TextEncoder(spec, data_args.text_field)
+    data = build_datasets(data_args, encoder, dist, training_args.data_seed or training_args.seed)
 
     if training_args.deepspeed:
         init_deepspeed_backend()  # before the model, so ZeRO-3 partitions it as it loads

@@ -22,20 +22,22 @@ import torch
 from .packing import DOCUMENT_AWARE, Packer
 from .sources import RecordReader, SkipCounter, SourceFile, doc_hash, plan_units
 from .token_store import is_held_out
-from .tokenization import TokenizerSpec
+from .tokenization import TextEncoder
 
 TOKENIZE_BATCH_DOCS = 64
 TOKENIZE_BATCH_CHARS = 1 << 18
 
 
 class StreamingBlocks(torch.utils.data.IterableDataset):
-    def __init__(self, files: list[SourceFile], spec: TokenizerSpec, block_size: int, strategy: str = "concat",
+    def __init__(self, files: list[SourceFile], encoder, block_size: int, strategy: str = "concat",
                  keep_last: bool = True, text_field: str = "text", skip_bad: bool = False,
                  max_chars: Optional[int] = None, split: str = "all", holdout_percentage: float = 0.0,
                  shuffle_buffer: int = 0, seed: int = 42, rank: int = 0, world: int = 1, loop: bool = True,
                  max_blocks: Optional[int] = None, unit_bytes: int = 32 << 20):
         super().__init__()
-        self.files, self.spec = files, spec
+        if not hasattr(encoder, "encode_batch"):  # a TokenizerSpec: pretraining text
+            encoder = TextEncoder(encoder, text_field)
+        self.files, self.encoder = files, encoder
         self.block_size, self.strategy, self.keep_last = block_size, strategy, keep_last
         self.text_field, self.skip_bad, self.max_chars = text_field, skip_bad, max_chars
         self.split, self.holdout = split, holdout_percentage
@@ -64,61 +66,64 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
     def __iter__(self):
         slot, n_slots = self._slot()
         units = plan_units(self.files, self.unit_bytes, min_units=n_slots)[slot::n_slots]
-        tok = self.spec.build()
         epoch = 0
         while True:
             self.stats["epochs_started"] += 1
-            blocks = self._blocks(units, tok)
+            blocks = self._blocks(units)
             if self.shuffle_buffer > 0:
                 blocks = self._shuffled(blocks, random.Random(f"{self.seed}-{epoch}-{slot}"))
             for n, row in enumerate(blocks):
                 if self.max_blocks is not None and n >= self.max_blocks:
                     break
                 yield row
-            self.stats["documents_cut_for_tokenizing"] = tok.documents_cut
+            self.stats.update(self.encoder.counters())
             if not self.loop:
                 return
             epoch += 1
 
-    def _blocks(self, units, tok):
+    def _blocks(self, units):
         packer = Packer(self.block_size, self.strategy, self.keep_last)
-        held: dict[int, np.ndarray] = {}   # tokens of documents the open block still refers to
+        held: dict[int, tuple] = {}   # (ids, mask) of documents the open block still refers to
         next_doc = 0
+        enc = self.encoder
 
         def emit(block):
-            ids = np.concatenate([held[d][s: s + n] for d, s, n in block]).astype(np.int64)
-            lens = np.asarray([n for _, _, n in block], dtype=np.int64)
+            ids = np.concatenate([held[d][0][s: s + n] for d, s, n in block]).astype(np.int64)
+            row = {"input_ids": ids, "piece_lengths": np.asarray([n for _, _, n in block], dtype=np.int64)}
+            if enc.has_mask:
+                mask = np.concatenate([np.asarray(held[d][1][s: s + n], dtype=bool) for d, s, n in block])
+                row["labels"] = np.where(mask, ids, -100)
             self.stats["blocks"] += 1
-            self.stats["tokens_in_blocks"] += int(lens.sum())
-            return {"input_ids": ids, "piece_lengths": lens}
+            self.stats["tokens_in_blocks"] += len(ids)
+            return row
 
         for unit in units:
-            reader = RecordReader(unit, self.text_field, self.skip_bad, self.max_chars, self.skipped)
-            texts: list[str] = []
-            chars = 0
-            it = iter(reader)
+            pending: list = []
+            size = 0
+            it = iter(enc.read(unit, self.skip_bad, self.max_chars, self.skipped))
             while True:
                 record = next(it, None)
                 if record is not None:
-                    key, text = record
+                    key, rec = record
                     if not self._keep(unit.file.relpath, key):
                         continue
-                    texts.append(text)
-                    chars += len(text)
-                    if len(texts) < TOKENIZE_BATCH_DOCS and chars < TOKENIZE_BATCH_CHARS:
+                    pending.append(rec)
+                    size += enc.size(rec)
+                    if len(pending) < TOKENIZE_BATCH_DOCS and size < TOKENIZE_BATCH_CHARS:
                         continue
-                if texts:
-                    for ids in tok.encode_batch(texts):
-                        doc, next_doc = next_doc, next_doc + 1
-                        held[doc] = ids
-                        self.stats["documents"] += 1
-                        self.stats["tokens"] += len(ids)
-                        for block in packer.add(doc, len(ids)):
-                            yield emit(block)
-                        live = {d for d, _, _ in packer.open}
-                        for d in [d for d in held if d not in live]:
-                            del held[d]
-                    texts, chars = [], 0
+                for encoded in enc.encode_batch(pending) if pending else []:
+                    if encoded is None:
+                        continue
+                    doc, next_doc = next_doc, next_doc + 1
+                    held[doc] = encoded
+                    self.stats["documents"] += 1
+                    self.stats["tokens"] += len(encoded[0])
+                    for block in packer.add(doc, len(encoded[0])):
+                        yield emit(block)
+                    live = {d for d, _, _ in packer.open}
+                    for d in [d for d in held if d not in live]:
+                        del held[d]
+                pending, size = [], 0
                 if record is None:
                     break
         for block in packer.finish():

@@ -34,14 +34,12 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import asdict
 from typing import Optional
 
 import numpy as np
 
 from .packing import BlockIndex, pack
-from .sources import DataError, RecordReader, SkipCounter, SourceFile, WorkUnit, doc_hash, find_files, plan_units
-from .tokenization import TokenizerSpec
+from .sources import DataError, SkipCounter, SourceFile, WorkUnit, doc_hash, find_files, plan_units
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +60,17 @@ def _file_digest(path: str) -> str:
     return h.hexdigest()
 
 
-def fingerprint(files: list[SourceFile], spec: TokenizerSpec, text_field: str, skip_bad: bool,
-                max_chars: Optional[int], mode: str = "metadata") -> str:
-    """Hash of everything that changes the tokens; `mode='content'` hashes file contents instead of
-    their size and mtime. block_size and packing are not part of it: they never re-tokenize."""
+def fingerprint(files: list[SourceFile], encoder, skip_bad: bool, max_chars: Optional[int],
+                mode: str = "metadata") -> str:
+    """Hash of everything that changes the tokens (the inputs, and the encoder: tokenizer, text field,
+    BOS/EOS, template...); `mode='content'` hashes file contents instead of their size and mtime.
+    block_size and packing are not part of it: they never re-tokenize."""
     if mode not in ("metadata", "content"):
         raise ValueError(f"--fingerprint must be metadata or content, not {mode!r}")
     inputs = [[f.path, f.size, f.mtime_ns] if mode == "metadata" else [f.relpath, _file_digest(f.path)]
               for f in files]
-    payload = {"format_version": FORMAT_VERSION, "inputs": inputs, "tokenizer": spec.fingerprint,
-               "text_field": text_field, "skip_bad": skip_bad, "max_chars": max_chars}
+    payload = {"format_version": FORMAT_VERSION, "inputs": inputs, "encoder": encoder.fingerprint,
+               "skip_bad": skip_bad, "max_chars": max_chars}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -100,50 +99,59 @@ def is_store(path: str) -> bool:
 def _unit_paths(store: str, i: int) -> dict:
     base = os.path.join(store, "units", f"{i:05d}")
     return {"tokens": base + ".tokens", "docs": base + ".docs.npy", "keys": base + ".keys.npy",
-            "done": base + ".json"}
+            "mask": base + ".mask", "done": base + ".json"}
 
 
-def build_unit(store: str, i: int, unit: WorkUnit, spec: TokenizerSpec, text_field: str, skip_bad: bool,
-               max_chars: Optional[int]) -> dict:
+def build_unit(store: str, i: int, unit: WorkUnit, encoder, skip_bad: bool, max_chars: Optional[int]) -> dict:
     """Tokenize one work unit into the store; returns its summary (also written as the done marker)."""
     slow = float(os.environ.get("MEDTRAIN_TEST_SLOW_UNIT_SECONDS", "0") or 0)  # test hook
     if slow and os.environ.get("MEDTRAIN_TEST_SLOW_RANK", os.environ.get("RANK", "0")) == os.environ.get("RANK", "0"):
         time.sleep(slow)
     t0 = time.time()
     paths = _unit_paths(store, i)
-    tok = spec.build()
     skipped = SkipCounter()
-    reader = RecordReader(unit, text_field, skip_bad, max_chars, skipped)
-    tmp_tokens = f"{paths['tokens']}.tmp.{socket.gethostname()}.{os.getpid()}"
+    tag = f"tmp.{socket.gethostname()}.{os.getpid()}"
     offsets, keys = [0], []
     n_tokens = 0
-    texts: list[str] = []
-    chars = 0
+    pending: list = []   # (key, record) waiting for the next encode_batch
+    size = 0
+    mask_out = open(f"{paths['mask']}.{tag}", "wb") if encoder.has_mask else None
 
     def flush(out):
-        nonlocal n_tokens, texts, chars
-        for ids in tok.encode_batch(texts):
+        nonlocal n_tokens, pending, size
+        for (key, _), encoded in zip(pending, encoder.encode_batch([r for _, r in pending])):
+            if encoded is None:  # the encoder dropped it (and counted why)
+                continue
+            ids, mask = encoded
             out.write(ids.tobytes())
+            if mask_out is not None:
+                mask_out.write(np.asarray(mask, dtype=np.uint8).tobytes())
             n_tokens += len(ids)
             offsets.append(n_tokens)
-        texts, chars = [], 0
-
-    with open(tmp_tokens, "wb") as out:
-        for key, text in reader:
-            texts.append(text)
             keys.append(doc_hash(unit.file.relpath, key))
-            chars += len(text)
-            if chars >= BATCH_CHARS or len(texts) >= BATCH_DOCS:
+        pending, size = [], 0
+
+    try:
+        with open(f"{paths['tokens']}.{tag}", "wb") as out:
+            for key, record in encoder.read(unit, skip_bad, max_chars, skipped):
+                pending.append((key, record))
+                size += encoder.size(record)
+                if size >= BATCH_CHARS or len(pending) >= BATCH_DOCS:
+                    flush(out)
+            if pending:
                 flush(out)
-        if texts:
-            flush(out)
-    os.replace(tmp_tokens, paths["tokens"])
+    finally:
+        if mask_out is not None:
+            mask_out.close()
+    os.replace(f"{paths['tokens']}.{tag}", paths["tokens"])
+    if mask_out is not None:
+        os.replace(f"{paths['mask']}.{tag}", paths["mask"])
     _atomic_npy(paths["docs"], np.asarray(offsets, dtype=np.int64))
     _atomic_npy(paths["keys"], np.asarray(keys, dtype=np.uint32))
     summary = {"unit": i, "source": unit.file.relpath, "path": unit.file.path, "start": unit.start,
                "end": unit.end, "bytes": unit.nbytes, "documents": len(keys), "tokens": n_tokens,
                "skipped": skipped.to_dict(), "skipped_examples": skipped.examples[:5],
-               "documents_cut_for_tokenizing": tok.documents_cut, "seconds": round(time.time() - t0, 3),
+               "counters": encoder.counters(), "seconds": round(time.time() - t0, 3),
                "peak_rss_mb": _peak_rss_mb()}
     _atomic_write(paths["done"], json.dumps(summary).encode())
     return summary
@@ -168,17 +176,20 @@ class StoreBuilder:
     """Builds (or finds) the token store for a set of files. Every rank calls `ensure()`; each builds
     its share of the units, waits on the filesystem for the others, and returns the store's path."""
 
-    def __init__(self, files: list[SourceFile], spec: TokenizerSpec, root: str, text_field: str = "text",
-                 skip_bad: bool = False, max_chars: Optional[int] = None, num_proc: int = 1,
-                 rank: int = 0, world: int = 1, fingerprint_mode: str = "metadata",
-                 unit_bytes: int = 32 << 20, poll_seconds: float = 0.5, show_progress: bool = True):
-        self.files, self.spec, self.text_field = files, spec, text_field
+    def __init__(self, files: list[SourceFile], encoder, root: str, skip_bad: bool = False,
+                 max_chars: Optional[int] = None, num_proc: int = 1, rank: int = 0, world: int = 1,
+                 fingerprint_mode: str = "metadata", unit_bytes: int = 32 << 20, poll_seconds: float = 0.5,
+                 show_progress: bool = True):
+        if not hasattr(encoder, "encode_batch"):  # a TokenizerSpec: pretraining text
+            from .tokenization import TextEncoder
+            encoder = TextEncoder(encoder)
+        self.files, self.encoder = files, encoder
         self.skip_bad, self.max_chars, self.num_proc = skip_bad, max_chars, max(1, num_proc)
         self.rank, self.world = rank, world
         self.unit_bytes = unit_bytes
         self.poll = poll_seconds
         self.show_progress = show_progress
-        self.fp = fingerprint(files, spec, text_field, skip_bad, max_chars, fingerprint_mode)
+        self.fp = fingerprint(files, encoder, skip_bad, max_chars, fingerprint_mode)
         self.path = os.path.join(root, "token_store", self.fp[:20])
         self.built_units = 0
 
@@ -234,7 +245,7 @@ class StoreBuilder:
 
         if not mine:
             return
-        jobs = [(self.path, i, units[i], self.spec, self.text_field, self.skip_bad, self.max_chars) for i in mine]
+        jobs = [(self.path, i, units[i], self.encoder, self.skip_bad, self.max_chars) for i in mine]
         total = sum(units[i].nbytes for i in mine)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"tokenizing (rank {self.rank})",
                    disable=not self.show_progress)
@@ -292,14 +303,21 @@ class StoreBuilder:
             raise DataError("no documents were read from " + ", ".join(sorted({f.path for f in self.files}))
                             + f" (skipped: {skipped.to_dict()})")
         build_seconds = sum(s["seconds"] for s in summaries)
+        counters: dict = {}
+        for s in summaries:
+            for k, v in s.get("counters", {}).items():
+                counters[k] = counters.get(k, 0) + v
+        spec = self.encoder.spec
         manifest = {
             "format_version": FORMAT_VERSION,
             "fingerprint": self.fp,
-            "dtype": np.dtype(self.spec.dtype).name,
-            "vocab_size": self.spec.vocab_size,
-            "bos_id": self.spec.bos_id, "eos_id": self.spec.eos_id,
-            "add_bos": self.spec.add_bos, "add_eos": self.spec.add_eos,
-            "text_field": self.text_field,
+            "dtype": np.dtype(self.encoder.dtype).name,
+            "has_mask": bool(self.encoder.has_mask),
+            "encoder": type(self.encoder).__name__,
+            "vocab_size": spec.vocab_size,
+            "bos_id": spec.bos_id, "eos_id": spec.eos_id,
+            "add_bos": spec.add_bos, "add_eos": spec.add_eos,
+            "text_field": getattr(self.encoder, "text_field", None),
             "inputs": [{"path": f.path, "relpath": f.relpath, "size": f.size, "mtime_ns": f.mtime_ns}
                        for f in self.files],
             "units": [{k: s[k] for k in ("unit", "source", "start", "end", "bytes", "documents", "tokens")}
@@ -307,7 +325,7 @@ class StoreBuilder:
             "documents": docs, "tokens": tokens, "bytes": sum(s["bytes"] for s in summaries),
             "skipped": skipped.to_dict(),
             "skipped_examples": [e for s in summaries for e in s.get("skipped_examples", [])][:20],
-            "documents_cut_for_tokenizing": sum(s["documents_cut_for_tokenizing"] for s in summaries),
+            **counters,
             "wall_seconds": round(seconds, 3),
             "worker_seconds": round(build_seconds, 3),
             "peak_rss_mb_per_worker": max(s["peak_rss_mb"] for s in summaries),
@@ -328,7 +346,7 @@ class TokenCorpus:
         self.paths = [paths] if isinstance(paths, str) else list(paths)
         self.manifests = []
         lengths, keys, unit_of, starts = [], [], [], []
-        self._units = []  # (tokens path, dtype)
+        self._units = []  # (tokens path, dtype, mask path or None)
         for p in self.paths:
             if not is_store(p):
                 raise DataError(f"{p}: not a complete token store (no {MANIFEST}; an interrupted build is "
@@ -346,8 +364,12 @@ class TokenCorpus:
                 starts.append(off[:-1])
                 keys.append(np.load(up["keys"]))
                 unit_of.append(np.full(len(off) - 1, len(self._units), dtype=np.int32))
-                self._units.append((up["tokens"], np.dtype(m["dtype"])))
+                self._units.append((up["tokens"], np.dtype(m["dtype"]), up["mask"] if m.get("has_mask") else None))
         dtypes = {m["dtype"] for m in self.manifests}
+        masks = {bool(m.get("has_mask")) for m in self.manifests}
+        if len(masks) > 1:
+            raise DataError(f"token stores {self.paths} mix pretraining text and SFT conversations")
+        self.has_mask = masks == {True}
         eos = {m["eos_id"] for m in self.manifests}
         if len(eos) > 1:
             raise DataError(f"token stores {self.paths} were built with different tokenizers (EOS ids {eos})")
@@ -366,12 +388,13 @@ class TokenCorpus:
     def fingerprints(self) -> list[str]:
         return [m["fingerprint"] for m in self.manifests]
 
-    def _map(self, u: int) -> np.ndarray:
-        m = self._maps.get(u)
+    def _map(self, u: int, mask: bool = False) -> np.ndarray:
+        m = self._maps.get((u, mask))
         if m is None:
-            path, dtype = self._units[u]
+            path, dtype, mask_path = self._units[u]
+            path, dtype = (mask_path, np.uint8) if mask else (path, dtype)
             m = np.memmap(path, dtype=dtype, mode="r") if os.path.getsize(path) else np.zeros(0, dtype)
-            self._maps[u] = m
+            self._maps[(u, mask)] = m
         return m
 
     def __getstate__(self):  # memmaps are reopened in each dataloader worker
@@ -384,6 +407,15 @@ class TokenCorpus:
             length = int(self.doc_lengths[doc]) - start
         s = int(self.doc_start[doc]) + start
         return self._map(int(self.doc_unit[doc]))[s: s + length]
+
+    def mask(self, doc: int, start: int = 0, length: Optional[int] = None) -> np.ndarray:
+        """Which tokens are trained (SFT stores; pretraining stores train every token)."""
+        if length is None:
+            length = int(self.doc_lengths[doc]) - start
+        if not self.has_mask:
+            return np.ones(length, dtype=np.uint8)
+        s = int(self.doc_start[doc]) + start
+        return self._map(int(self.doc_unit[doc]), mask=True)[s: s + length]
 
     def split_documents(self, split: str, holdout_percentage: float) -> np.ndarray:
         """Document numbers of the train or eval split: eval holds the documents whose origin hash
@@ -412,33 +444,35 @@ class TokenCorpus:
         os.replace(tmp, cache)
         return index
 
-    def block_tokens(self, index: BlockIndex, b: int) -> tuple[np.ndarray, np.ndarray]:
+    def block_tokens(self, index: BlockIndex, b: int) -> dict:
+        """A block's row: input_ids, piece_lengths, and labels for stores with a trained-token mask."""
         s, e = int(index.block_ptr[b]), int(index.block_ptr[b + 1])
-        parts = [self.tokens(d, st, ln) for d, st, ln in zip(index.piece_doc[s:e].tolist(),
-                                                            index.piece_start[s:e].tolist(),
-                                                            index.piece_len[s:e].tolist())]
-        return np.concatenate(parts).astype(np.int64), index.piece_len[s:e]
+        pieces = list(zip(index.piece_doc[s:e].tolist(), index.piece_start[s:e].tolist(),
+                          index.piece_len[s:e].tolist()))
+        ids = np.concatenate([self.tokens(*p) for p in pieces]).astype(np.int64)
+        row = {"input_ids": ids, "piece_lengths": index.piece_len[s:e]}
+        if self.has_mask:
+            mask = np.concatenate([self.mask(*p) for p in pieces]).astype(bool)
+            row["labels"] = np.where(mask, ids, -100)
+        return row
 
     def summary(self) -> dict:
         skipped = SkipCounter()
         for m in self.manifests:
             skipped.merge(m["skipped"])
+        counters: dict = {}
+        for m in self.manifests:
+            for k in ("documents_cut_for_tokenizing", "truncated", "dropped_no_target"):
+                if k in m:
+                    counters[k] = counters.get(k, 0) + m[k]
         return {"stores": self.paths, "documents": int(self.n_documents), "tokens": int(self.doc_lengths.sum()),
-                "skipped_lines": skipped.to_dict(),
-                "documents_cut_for_tokenizing": sum(m.get("documents_cut_for_tokenizing", 0)
-                                                    for m in self.manifests)}
+                "skipped_lines": skipped.to_dict(), **counters}
 
 
 def is_held_out(keys, holdout_percentage: float):
     """The validation rule shared by both data paths: a document is held out when its origin hash,
     modulo 10,000, is below holdout_percentage * 100."""
     return (np.asarray(keys, dtype=np.uint64) % 10000) < int(round(holdout_percentage * 100))
-
-
-def spec_dict(spec: TokenizerSpec) -> dict:
-    d = asdict(spec)
-    d.pop("tokenizer_json")
-    return d
 
 
 def resolve_inputs(paths, what: str) -> tuple[list[str], list[SourceFile]]:

@@ -121,3 +121,53 @@ class DocumentTokenizer:
 def tokenizer_threads(enabled: bool) -> None:
     """Let the Rust tokenizer use its own threads (one process) or not (many worker processes)."""
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if enabled else "false"
+
+
+class TextEncoder:
+    """Pretraining records: the text of each document, encoded with BOS/EOS; every token is trained.
+
+    The store builder and the streaming dataset only talk to an encoder (`read`, `encode_batch`,
+    `fingerprint`, `dtype`, `has_mask`), so SFT plugs its conversation encoder into the same
+    machinery. Encoders are picklable: the tokenizer is rebuilt lazily in each process.
+    """
+
+    has_mask = False
+
+    def __init__(self, spec: TokenizerSpec, text_field: str = "text"):
+        self.spec = spec
+        self.text_field = text_field
+        self._tok = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_tok"] = None
+        return state
+
+    @property
+    def tokenizer(self) -> DocumentTokenizer:
+        if self._tok is None:
+            self._tok = self.spec.build()
+        return self._tok
+
+    @property
+    def dtype(self):
+        return self.spec.dtype
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"text|{self.spec.fingerprint}|{self.text_field}".encode()).hexdigest()
+
+    def counters(self) -> dict:
+        return {"documents_cut_for_tokenizing": self.tokenizer.documents_cut}
+
+    def read(self, unit, skip_bad: bool = False, max_chars=None, skipped=None):
+        from .sources import RecordReader
+
+        return RecordReader(unit, self.text_field, skip_bad, max_chars, skipped)
+
+    def size(self, record) -> int:
+        return len(record)
+
+    def encode_batch(self, records: list) -> list:
+        """(ids, mask) per record; mask is None when every token is trained."""
+        return [(ids, None) for ids in self.tokenizer.encode_batch(records)]

@@ -11,7 +11,7 @@ from medtrain.block_dataset import BlockDataset
 from medtrain.sources import find_files
 from medtrain.streaming import StreamingBlocks
 from medtrain.token_store import StoreBuilder, TokenCorpus, fingerprint
-from medtrain.tokenization import spec_from_tokenizer
+from medtrain.tokenization import TextEncoder, spec_from_tokenizer
 
 from conftest import write_jsonl
 
@@ -98,20 +98,21 @@ def test_store_documents_are_the_tokenizer_ids(tmp_path, tokenizer, spec):
 def test_fingerprint_changes_with_inputs_tokenizer_and_field(tmp_path, tokenizer, spec):
     f = write_jsonl(tmp_path / "d" / "a.jsonl", ["one", "two"])
     files = find_files([f])
-    base = fingerprint(files, spec, "text", False, None)
-    assert fingerprint(find_files([f]), spec, "text", False, None) == base
-    assert fingerprint(files, spec, "content", False, None) != base
-    other = spec_from_tokenizer(tokenizer, add_bos=True)
-    assert fingerprint(files, other, "text", False, None) != base
+    enc = TextEncoder(spec)
+    base = fingerprint(files, enc, False, None)
+    assert fingerprint(find_files([f]), enc, False, None) == base
+    assert fingerprint(files, TextEncoder(spec, "content"), False, None) != base  # another text field
+    assert fingerprint(files, TextEncoder(spec_from_tokenizer(tokenizer, add_bos=True)), False, None) != base
     with open(f, "a") as fh:
         fh.write(json.dumps({"text": "three"}) + "\n")
-    assert fingerprint(find_files([f]), spec, "text", False, None) != base
+    assert fingerprint(find_files([f]), enc, False, None) != base
     # content mode ignores mtime, sees content
     g = write_jsonl(tmp_path / "e" / "a.jsonl", ["one", "two"])
     h = write_jsonl(tmp_path / "f" / "a.jsonl", ["one", "two"])
     os.utime(h, ns=(1, 1))
-    assert fingerprint(find_files([g]), spec, "text", False, None, "content") == \
-        fingerprint(find_files([h]), spec, "text", False, None, "content")
+    assert fingerprint(find_files([g]), enc, False, None, "content") == \
+        fingerprint(find_files([h]), enc, False, None, "content")
+    assert fingerprint(find_files([g]), enc, False, None) != fingerprint(find_files([h]), enc, False, None)
 
 
 def test_interrupted_build_is_not_trusted_and_resumes(corpus_dir, spec, tmp_path):
