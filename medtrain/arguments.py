@@ -156,6 +156,12 @@ class DataArguments:
                           "$MEDTRAIN_CACHE or ~/.cache/medtrain."},
     )
     overwrite_cache: bool = field(default=False, metadata={"help": "Rebuild the token store even if one matches."})
+    fingerprint: str = field(
+        default="metadata",
+        metadata={"help": "What identifies the inputs of a token store: metadata (each file's path, size and "
+                          "mtime; instant) or content (a hash of each file's bytes; survives copies and touches).",
+                  "choices": ["metadata", "content"]},
+    )
     prepare_on: str = field(
         default="global",
         metadata={"help": "global: all ranks of all nodes share one token store on a shared filesystem; local: "

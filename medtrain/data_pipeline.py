@@ -61,9 +61,10 @@ class MaterializedBlocks(torch.utils.data.Dataset):
         return self._load()[i]
 
 
-def prepare_store(paths, data_args: DataArguments, encoder, dist: DistInfo,
-                  what: str = "--train_file_dir", fingerprint_mode: str = "metadata") -> tuple[TokenCorpus, dict]:
-    """Token stores for `paths`: prepared ones as given, raw files built (or reused) under cache_dir."""
+def prepare_store(paths, data_args: DataArguments, encoder, dist: DistInfo, what: str = "--train_file_dir",
+                  output_dir: Optional[str] = None) -> tuple[TokenCorpus, dict]:
+    """Token stores for `paths`: prepared ones as given, raw files built (or reused) under cache_dir
+    (or at `output_dir`)."""
     stores, files = resolve_inputs(paths, what)
     info = {"tokenized_this_run": False}
     if files:
@@ -72,7 +73,7 @@ def prepare_store(paths, data_args: DataArguments, encoder, dist: DistInfo,
             files, encoder, data_args.cache_dir or default_cache_dir(), data_args.skip_bad_lines,
             data_args.max_document_chars,
             num_proc=data_args.num_proc or dist.cpus_per_rank(), rank=rank, world=world,
-            fingerprint_mode=getattr(data_args, "fingerprint", "metadata"), show_progress=dist.is_main)
+            fingerprint_mode=data_args.fingerprint, show_progress=dist.is_main, path=output_dir)
         stores.append(builder.ensure(overwrite=data_args.overwrite_cache))
         info["tokenized_this_run"] = builder.built_units > 0
         info["units_tokenized_this_rank"] = builder.built_units

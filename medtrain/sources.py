@@ -24,8 +24,8 @@ LINE_FORMATS = ("txt", "jsonl")
 SUFFIXES = {
     ".txt": ("txt", None), ".text": ("txt", None),
     ".jsonl": ("jsonl", None), ".json": ("json", None), ".parquet": ("parquet", None),
-    ".txt.gz": ("txt", "gz"), ".jsonl.gz": ("jsonl", "gz"), ".json.gz": ("jsonl", "gz"),
-    ".txt.zst": ("txt", "zst"), ".jsonl.zst": ("jsonl", "zst"), ".json.zst": ("jsonl", "zst"),
+    ".txt.gz": ("txt", "gz"), ".jsonl.gz": ("jsonl", "gz"), ".json.gz": ("json", "gz"),
+    ".txt.zst": ("txt", "zst"), ".jsonl.zst": ("jsonl", "zst"), ".json.zst": ("json", "zst"),
 }
 
 
@@ -168,7 +168,8 @@ def _open_binary(f: SourceFile):
         return gzip.open(f.path, "rb")
     if f.compression == "zst":
         import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(open(f.path, "rb"), read_across_frames=True)
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(f.path, "rb"),
+                                                                            read_across_frames=True), 1 << 20)
     return open(f.path, "rb")
 
 
@@ -212,10 +213,10 @@ class RecordReader:
         return f"{path}:{key + 1}" if how == "line" else f"{path}: row {key + 1}"
 
     def _bad(self, reason: str, message: str, key: int, how: str = "offset") -> None:
-        where = self._where(key, how)
         if not self.skip_bad:
-            raise DataError(f"{where}: {message} (pass --skip_bad_lines to skip and count such lines)")
-        self.skipped.add(reason, where)
+            raise DataError(f"{self._where(key, how)}: {message} (pass --skip_bad_lines to skip and count such lines)")
+        # the line number costs a scan of the file: only for the few examples kept for the log
+        self.skipped.add(reason, self._where(key, how) if len(self.skipped.examples) < 20 else "")
 
     def _check_text(self, text, key: int, how: str) -> Optional[str]:
         if text is None or (isinstance(text, str) and not text.strip()):
@@ -243,12 +244,16 @@ class RecordReader:
         return self._check_text(obj[self.text_field], key, how)
 
     # -- reading ------------------------------------------------------------------------------------
+    def _empty(self) -> None:
+        f = self.unit.file
+        if not self.skip_bad:
+            raise DataError(f"{f.path}: file is empty (pass --skip_bad_lines to skip and count empty files)")
+        self.skipped.add("empty_file", f.path)
+
     def __iter__(self) -> Iterator[tuple[int, str]]:
         f = self.unit.file
         if f.size == 0:
-            if not self.skip_bad:
-                raise DataError(f"{f.path}: file is empty (pass --skip_bad_lines to skip and count empty files)")
-            self.skipped.add("empty_file", f.path)
+            self._empty()
             return
         if f.fmt == "parquet":
             yield from self._parquet()
@@ -258,16 +263,25 @@ class RecordReader:
             yield from self._lines()
 
     def _is_json_array(self) -> bool:
+        """A .json file is one JSON document (an array, or a pretty-printed {"data": [...]}) or JSON lines."""
+        if self.unit.start > 0:
+            return False
         with _open_binary(self.unit.file) as fh:
-            head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-        return head.startswith(b"[")
+            first = fh.readline()
+            while first and not first.strip():
+                first = fh.readline()
+        first = first.lstrip(b"\xef\xbb\xbf").strip()
+        if first.startswith(b"["):
+            return True
+        # JSON lines start with a whole object per line; a single document opens with a bare "{" line
+        return first == b"{" or (first.startswith(b'{"data"') and not first.endswith(b"}"))
 
     def _lines(self) -> Iterator[tuple[int, str]]:
         f, unit = self.unit.file, self.unit
         is_json = f.fmt in ("jsonl", "json")
         compressed = f.compression is not None
         with _open_binary(f) as raw:
-            fh = raw if not compressed else io.BufferedReader(raw, 1 << 20)
+            fh = raw
             pos = unit.start
             if unit.start > 0:
                 fh.seek(unit.start - 1)
@@ -306,6 +320,8 @@ class RecordReader:
                     text = self._check_text(text, key, how)
                 if text is not None:
                     yield key, text
+            if index == 0 and unit.start == 0:  # a compressed file that holds nothing
+                self._empty()
 
     def _json_array(self) -> Iterator[tuple[int, str]]:
         f = self.unit.file
@@ -313,7 +329,7 @@ class RecordReader:
             raw = fh.read()
         self.bytes_read += len(raw)
         try:
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError as e:
             raise DataError(f"{f.path}: invalid UTF-8 at byte {e.start}") from None
         except json.JSONDecodeError as e:

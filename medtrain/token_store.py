@@ -179,7 +179,7 @@ class StoreBuilder:
     def __init__(self, files: list[SourceFile], encoder, root: str, skip_bad: bool = False,
                  max_chars: Optional[int] = None, num_proc: int = 1, rank: int = 0, world: int = 1,
                  fingerprint_mode: str = "metadata", unit_bytes: int = 32 << 20, poll_seconds: float = 0.5,
-                 show_progress: bool = True):
+                 show_progress: bool = True, path: Optional[str] = None):
         if not hasattr(encoder, "encode_batch"):  # a TokenizerSpec: pretraining text
             from .tokenization import TextEncoder
             encoder = TextEncoder(encoder)
@@ -190,7 +190,7 @@ class StoreBuilder:
         self.poll = poll_seconds
         self.show_progress = show_progress
         self.fp = fingerprint(files, encoder, skip_bad, max_chars, fingerprint_mode)
-        self.path = os.path.join(root, "token_store", self.fp[:20])
+        self.path = os.path.abspath(path) if path else os.path.join(root, "token_store", self.fp[:20])
         self.built_units = 0
 
     def ensure(self, overwrite: bool = False) -> str:
@@ -198,6 +198,12 @@ class StoreBuilder:
         if overwrite:
             self._clear_for_overwrite(t_start)
         elif is_store(self.path):
+            with open(os.path.join(self.path, MANIFEST)) as fh:
+                found = json.load(fh).get("fingerprint")
+            if found != self.fp:
+                raise DataError(f"{self.path} holds a token store of other inputs or another tokenizer "
+                                f"(fingerprint {str(found)[:20]}, expected {self.fp[:20]}): choose another "
+                                "directory or pass --overwrite_cache to replace it")
             logger.info("Reusing token store %s (fingerprint matches; pass --overwrite_cache to rebuild, or "
                         "delete that directory)", self.path)
             return self.path
@@ -214,7 +220,14 @@ class StoreBuilder:
             logger.info("Resuming the build of %s: %d of %d units already done", self.path, done_before, len(units))
         logger.info("Building token store %s: %d units, %d for this rank, %d worker processes", self.path,
                     len(units), len(mine), self.num_proc)
+        t_build = time.time()
         self._build(units, mine)
+        from .monitoring import cpu_seconds, peak_rss_mb
+
+        os.makedirs(os.path.join(self.path, "ranks"), exist_ok=True)
+        _atomic_write(os.path.join(self.path, "ranks", f"{self.rank}.json"), json.dumps(
+            {"rank": self.rank, "units_built": len(mine), "seconds": round(time.time() - t_build, 3),
+             "cpu_seconds": cpu_seconds(), "peak_rss_mb": peak_rss_mb(), "host": socket.gethostname()}).encode())
         self._wait_for_all(len(units))
         if not is_store(self.path):
             self._write_manifest(units, time.time() - t_start)
@@ -277,9 +290,12 @@ class StoreBuilder:
         self.built_units = len(mine)
 
     def _wait_for_all(self, n_units: int) -> None:
-        missing = [i for i in range(n_units) if not os.path.exists(_unit_paths(self.path, i)["done"])]
+        done = lambda i: os.path.exists(_unit_paths(self.path, i)["done"])  # noqa: E731
+        rank_file = lambda r: os.path.exists(os.path.join(self.path, "ranks", f"{r}.json"))  # noqa: E731
+        missing = [i for i in range(n_units) if not done(i)]
+        missing_ranks = [r for r in range(self.world) if not rank_file(r)]
         last_log = time.time()
-        while missing:
+        while missing or missing_ranks:
             if time.time() - last_log >= 60:
                 owners = sorted({i % self.world for i in missing})
                 logger.warning("rank %d waits for %d of %d units of %s, built by rank(s) %s (watching the "
@@ -287,7 +303,8 @@ class StoreBuilder:
                                "pass --prepare_on local.", self.rank, len(missing), n_units, self.path, owners)
                 last_log = time.time()
             time.sleep(self.poll)
-            missing = [i for i in missing if not os.path.exists(_unit_paths(self.path, i)["done"])]
+            missing = [i for i in missing if not done(i)]
+            missing_ranks = [r for r in missing_ranks if not rank_file(r)]
 
     def _write_manifest(self, units: list[WorkUnit], seconds: float) -> None:
         summaries = []
@@ -308,6 +325,17 @@ class StoreBuilder:
             for k, v in s.get("counters", {}).items():
                 counters[k] = counters.get(k, 0) + v
         spec = self.encoder.spec
+        ranks = []
+        for r in range(self.world):
+            try:
+                with open(os.path.join(self.path, "ranks", f"{r}.json")) as fh:
+                    ranks.append(json.load(fh))
+            except (OSError, ValueError):
+                pass
+        lengths = np.concatenate([np.diff(np.load(_unit_paths(self.path, i)["docs"])) for i in range(len(units))])
+        from .monitoring import length_histogram
+
+        histogram = length_histogram(lengths, os.path.join(self.path, "doc_lengths.png"))
         manifest = {
             "format_version": FORMAT_VERSION,
             "fingerprint": self.fp,
@@ -328,12 +356,16 @@ class StoreBuilder:
             **counters,
             "wall_seconds": round(seconds, 3),
             "worker_seconds": round(build_seconds, 3),
+            "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
             "peak_rss_mb_per_worker": max(s["peak_rss_mb"] for s in summaries),
+            "ranks": ranks,
+            "document_length_histogram": histogram,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         _atomic_write(os.path.join(self.path, MANIFEST), json.dumps(manifest, indent=1).encode())
-        logger.info("Token store ready: %s (%s documents, %s tokens, %.1f s; skipped: %s)", self.path,
-                    f"{docs:,}", f"{tokens:,}", seconds, skipped.to_dict() or "nothing")
+        logger.info("Token store ready: %s (%s documents, %s tokens, %.1f s; skipped: %s)\n"
+                    "Document lengths (tokens):\n%s", self.path, f"{docs:,}", f"{tokens:,}", seconds,
+                    skipped.to_dict() or "nothing", "\n".join(histogram))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -200,12 +200,32 @@ def test_read_json_array(tmp_path):
     assert read_path(q)[0] == list(enumerate(DOCS))
 
 
-@pytest.mark.xfail(strict=True, reason="sources.RecordReader._is_json_array only recognises a file starting "
-                   "with '[', so the {\"data\": [...]} layout that _json_array unwraps is never reached: the "
-                   "file is read as JSON lines and fails")
+# Regression (this was a bug): sources.RecordReader._is_json_array only recognises a file starting with '[', so
+# the {"data": [...]} layout that _json_array unwraps is never reached: the file is read as JSON lines and fails
 def test_read_json_object_with_data_array(tmp_path):
     p = write_text(tmp_path / "a.json", json.dumps({"data": [{"text": t} for t in DOCS]}, indent=2))
     assert texts_of(read_path(p)[0]) == DOCS
+
+
+# Regression (this was a bug): sources.RecordReader._is_json_array (an intermediate version) parses only the
+# first 64 KiB: a .json of JSON lines whose first record is longer is taken for one JSON document and fails with
+# ':2: malformed JSON (Extra data ...)'
+def test_read_json_lines_with_a_long_first_record(tmp_path):
+    texts = ["long article " * 8000, "second"]  # first line ~104 KB
+    p = write_jsonl(tmp_path / "a.json", texts)
+    assert texts_of(read_path(p)[0]) == texts
+
+
+# Regression (this was a bug): sources.RecordReader._is_json_array (an intermediate version) takes a .json of
+# JSON lines whose first line is malformed for one JSON document, so --skip_bad_lines cannot skip that line: the
+# whole file fails
+def test_read_json_lines_with_a_malformed_first_line_skipped(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_bytes(b'{"text": "broken\n' + _jsonl_bytes(DOCS))
+    with pytest.raises(DataError, match=where(p, 1) + "malformed JSON"):
+        read_path(p)
+    pairs, skipped = read_path(p, skip_bad=True)
+    assert texts_of(pairs) == DOCS and skipped.counts == {"malformed_json": 1}
 
 
 def test_read_jsonl_and_txt_with_bom(tmp_path):
@@ -213,9 +233,9 @@ def test_read_jsonl_and_txt_with_bom(tmp_path):
     assert read_path(p)[0] == [(0, "a")]
 
 
-@pytest.mark.xfail(strict=True, reason="sources.RecordReader._json_array decodes with 'utf-8', not 'utf-8-sig': "
-                   "a JSON array file starting with a BOM (detected as an array because _is_json_array strips "
-                   "the BOM) fails with 'malformed JSON (Unexpected UTF-8 BOM ...)'")
+# Regression (this was a bug): sources.RecordReader._json_array decodes with 'utf-8', not 'utf-8-sig': a JSON
+# array file starting with a BOM (detected as an array because _is_json_array strips the BOM) fails with
+# 'malformed JSON (Unexpected UTF-8 BOM ...)'
 def test_read_json_array_with_bom(tmp_path):
     p = write_text(tmp_path / "a.json", "\ufeff" + json.dumps([{"text": t} for t in DOCS]))
     assert read_path(p)[0] == list(enumerate(DOCS))
@@ -258,6 +278,21 @@ def test_read_compressed(tmp_path, name):
     assert texts_of(pairs) == DOCS
     assert [k for k, _ in pairs] == [0, 1, 3, 4]  # keys: 0-based line numbers
     assert skipped.counts == {"empty_line": 1}
+
+
+# Regression (this was a bug): sources.SUFFIXES maps .json.gz/.json.zst to 'jsonl', so a compressed JSON array
+# (a supported layout for .json) is read as JSON lines and fails on its first line
+@pytest.mark.parametrize("name", ["a.json.gz", "a.json.zst"])
+def test_read_compressed_json_array(tmp_path, name):
+    raw = json.dumps([{"text": t} for t in DOCS], ensure_ascii=False, indent=1).encode("utf-8")
+    p = tmp_path / name
+    if name.endswith(".gz"):
+        with gzip.open(p, "wb") as fh:
+            fh.write(raw)
+    else:
+        import zstandard
+        p.write_bytes(zstandard.ZstdCompressor().compress(raw))
+    assert texts_of(read_path(p)[0]) == DOCS
 
 
 def test_read_parquet(tmp_path):
@@ -476,6 +511,42 @@ def test_empty_file(tmp_path, name):
         read_path(p)
     pairs, skipped = read_path(p, skip_bad=True)
     assert pairs == [] and skipped.counts == {"empty_file": 1}
+
+
+# Regression (this was a bug): RecordReader.__iter__ tests f.size == 0, the compressed size: an empty
+# .jsonl.gz/.jsonl.zst is neither an error nor counted as empty_file
+@pytest.mark.parametrize("name", ["empty.jsonl.gz", "empty.jsonl.zst"])
+def test_empty_compressed_file(tmp_path, name):
+    p = tmp_path / name
+    if name.endswith(".gz"):
+        with gzip.open(p, "wb"):
+            pass
+    else:
+        import zstandard
+        p.write_bytes(zstandard.ZstdCompressor().compress(b""))
+    assert os.path.getsize(p) > 0
+    with pytest.raises(DataError, match=re.escape(str(p)) + r": file is empty"):
+        read_path(p)
+    pairs, skipped = read_path(p, skip_bad=True)
+    assert pairs == [] and skipped.counts == {"empty_file": 1}
+
+
+# Regression (this was a bug): RecordReader._bad computes the line number (sources._line_number rereads the file
+# from byte 0 up to the line) for every bad line, even when skipping it and no longer keeping examples: skipping
+# N bad lines in a big file costs O(N * file size)
+def test_skipping_many_bad_lines_does_not_reread_the_file_each_time(tmp_path, monkeypatch):
+    import medtrain.sources as sources
+
+    p = tmp_path / "dirty.jsonl"
+    p.write_bytes(b"".join(_jsonl_bytes([f"good {i}"]) + b"{broken %d\n" % i for i in range(500)))
+    calls = []
+    real = sources._line_number
+    monkeypatch.setattr(sources, "_line_number", lambda path, offset: calls.append(offset) or real(path, offset))
+    pairs, skipped = read_path(p, skip_bad=True)
+    assert len(pairs) == 500 and skipped.counts == {"malformed_json": 500}
+    assert len(skipped.examples) == 20 and skipped.examples[0] == f"malformed_json: {os.path.abspath(str(p))}:2"
+    # at most one rescan per kept example, not one per skipped line
+    assert len(calls) <= len(skipped.examples)
 
 
 def test_several_bad_lines_all_counted(tmp_path):
