@@ -99,6 +99,10 @@ def build_datasets(data_args: DataArguments, encoder, dist: DistInfo, seed: int)
         index = index.select(data_args.max_train_samples)
     train = BlockDataset(corpus, index)
     summary = {"data_path": "token_store", "train": {**info, **index.stats()}}
+    if data_args.packing_strategy != "concat":  # what document-aware packing costs or saves
+        base = corpus.blocks(data_args.block_size, "concat", data_args.keep_last_block, split, holdout).stats()
+        summary["train"]["concat_for_comparison"] = {k: base[k] for k in (
+            "blocks", "padding_fraction", "documents_split_across_blocks")}
     if holdout > 0:
         summary["train"]["documents"] = int(len(corpus.split_documents("train", holdout)))
     eval_ds = None

@@ -116,7 +116,8 @@ def run(argv: Optional[list[str]] = None) -> dict:
     if data_args.streaming:
         summary.update(streaming=streaming_stats(data))
     summary.update(metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-    summary.update(peak_memory_mb_per_rank=gather_object(peak_rss_mb()))
+    summary.update(peak_memory_mb_per_rank=gather_object(peak_rss_mb()),
+                   stores_per_rank=gather_object(data.summary["train"].get("stores")))
     out = summary.finish()
     if dist.is_main and "eval_perplexity" in metrics:
         logger.info("Final perplexity on the validation set: %.2f", metrics["eval_perplexity"])

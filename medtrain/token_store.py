@@ -208,11 +208,7 @@ class StoreBuilder:
                         "delete that directory)", self.path)
             return self.path
         os.makedirs(os.path.join(self.path, "units"), exist_ok=True)
-        units = plan_units(self.files, self.unit_bytes, min_units=self.world * self.num_proc)
-        plan = [{"path": u.file.path, "relpath": u.file.relpath, "start": u.start, "end": u.end} for u in units]
-        plan_path = os.path.join(self.path, "plan.json")
-        if not os.path.exists(plan_path):
-            _atomic_write(plan_path, json.dumps(plan).encode())
+        units = self._plan()
         mine = [i for i in range(len(units)) if i % self.world == self.rank
                 and not os.path.exists(_unit_paths(self.path, i)["done"])]
         done_before = sum(os.path.exists(_unit_paths(self.path, i)["done"]) for i in range(len(units)))
@@ -232,6 +228,31 @@ class StoreBuilder:
         if not is_store(self.path):
             self._write_manifest(units, time.time() - t_start)
         return self.path
+
+    def _plan(self) -> list[WorkUnit]:
+        """The work units. The first builder writes the plan; every later one (another rank, or a
+        resumed build with other worker counts) reads it, so unit i always means the same bytes."""
+        plan_path = os.path.join(self.path, "plan.json")
+        if not os.path.exists(plan_path):
+            units = plan_units(self.files, self.unit_bytes, min_units=self.world * self.num_proc)
+            plan = [{"relpath": u.file.relpath, "path": u.file.path, "start": u.start, "end": u.end} for u in units]
+            tmp = f"{plan_path}.tmp.{socket.gethostname()}.{os.getpid()}"
+            with open(tmp, "w") as fh:
+                json.dump(plan, fh)
+            try:
+                os.link(tmp, plan_path)  # first writer wins; never replaces a plan others already follow
+            except FileExistsError:
+                pass
+            finally:
+                os.remove(tmp)
+        with open(plan_path) as fh:
+            plan = json.load(fh)
+        by_path = {f.path: f for f in self.files}
+        try:
+            return [WorkUnit(by_path[u["path"]], u["start"], u["end"]) for u in plan]
+        except KeyError as e:
+            raise DataError(f"{plan_path} plans units of a file that is not among the inputs ({e}); delete "
+                            f"{self.path} or pass --overwrite_cache") from None
 
     def _clear_for_overwrite(self, t_start: float) -> None:
         marker = os.path.join(self.path, "overwrite.json")
@@ -375,7 +396,7 @@ class TokenCorpus:
     """One or more token stores read as one corpus: a global document table over all their units."""
 
     def __init__(self, paths):
-        self.paths = [paths] if isinstance(paths, str) else list(paths)
+        self.paths = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
         self.manifests = []
         lengths, keys, unit_of, starts = [], [], [], []
         self._units = []  # (tokens path, dtype, mask path or None)
