@@ -96,7 +96,7 @@ def test_resume_continues_with_the_same_losses(demo_dir, tmp_path, streaming):
     # stop after step 3 (a checkpoint), as if killed, by training only 3 of the 6 scheduled steps
     from transformers import TrainerCallback
 
-    import medtrain.pretrain as pt
+    import medtrain.trainer as pt
 
     class StopAt3(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):

@@ -1,0 +1,116 @@
+"""The training run shared by pretraining and SFT: setup, data, model, Trainer, train, evaluate,
+save, summary. Each entry point only chooses its argument classes, its encoder and its defaults.
+
+    def make_encoder(tokenizer, data_args) -> encoder      # TextEncoder for PT, a chat encoder for SFT
+    run_training(model_args, data_args, training_args, make_encoder, task="pretraining")
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from typing import Callable, Optional
+
+from transformers import set_seed
+
+from .collator import BlockCollator
+from .data_pipeline import build_datasets, streaming_stats
+from .demo import ensure_demo_assets
+from .distributed import DistInfo, ensure_launcher_env, finish, gather_object, init_deepspeed_backend, setup_logging
+from .modeling import load_model, load_tokenizer, max_positions
+from .monitoring import RunSummary, SummaryCallback, peak_rss_mb
+from .sources import DataError
+from .trainer import MedTrainer
+
+logger = logging.getLogger(__name__)
+
+
+def resume_arg(value):
+    """--resume_from_checkpoint: a path, or true/latest for the newest checkpoint in output_dir."""
+    if value is None:
+        return None
+    if str(value).lower() in ("true", "latest", "last"):
+        return True
+    if str(value).lower() in ("false", "none", ""):
+        return None
+    return value
+
+
+def setup(training_args) -> tuple[DistInfo, RunSummary]:
+    if training_args.deepspeed:
+        ensure_launcher_env()
+    dist = DistInfo.from_env()
+    setup_logging(dist)
+    set_seed(training_args.seed)
+    return dist, RunSummary(training_args.output_dir, is_main=dist.is_main)
+
+
+def run_training(model_args, data_args, training_args, make_encoder: Callable, task: str = "pretraining",
+                 default_data: Optional[str] = None, callbacks: Optional[list] = None) -> dict:
+    dist, summary = setup(training_args)
+    if model_args.model_name_or_path is None:
+        model_args.model_name_or_path = ensure_demo_assets(model_args.demo_dir)
+        logger.info("No --model_name_or_path: training the embedded tiny demo model (%s)",
+                    model_args.model_name_or_path)
+    if not data_args.train_file_dir and default_data:
+        data_args.train_file_dir = [default_data]
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps: a stream has no length to derive the number of steps "
+                         "from (e.g. --max_steps 10000)")
+
+    tokenizer = load_tokenizer(model_args)
+    limit = model_args.model_max_length
+    if limit and data_args.block_size > limit:
+        logger.warning("--block_size %d is over --model_max_length %d: using %d", data_args.block_size, limit, limit)
+        data_args.block_size = limit
+    encoder = make_encoder(tokenizer, data_args)
+    data = build_datasets(data_args, encoder, dist, training_args.data_seed or training_args.seed)
+
+    if training_args.deepspeed:
+        init_deepspeed_backend()  # before the model, so ZeRO-3 partitions it as it loads
+    model = load_model(model_args, tokenizer, gradient_checkpointing=training_args.gradient_checkpointing)
+    positions = max_positions(model)
+    if positions and data_args.block_size > positions:
+        raise ValueError(f"--block_size {data_args.block_size} is longer than the model's "
+                         f"max_position_embeddings {positions}: lower --block_size")
+    if training_args.gradient_checkpointing:
+        model.config.use_cache = False
+
+    collator = BlockCollator(tokenizer.pad_token_id, data.document_aware)
+    trainer = MedTrainer(model=model, args=training_args, train_dataset=data.train, eval_dataset=data.eval,
+                         data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
+    trainer.add_callback(SummaryCallback(summary, trainer.token_counts))
+    summary.update(task=task, world_size=dist.world_size, packing_strategy=data_args.packing_strategy,
+                   block_size=data_args.block_size, **data.summary)
+
+    result = trainer.train(resume_from_checkpoint=resume_arg(training_args.resume_from_checkpoint))
+    trainer.save_model()
+    trainer.save_state()
+    metrics = dict(result.metrics)
+    if data.eval is not None:
+        ev = trainer.evaluate()
+        metrics.update(ev)
+        metrics["eval_perplexity"] = round(math.exp(min(50.0, ev["eval_loss"])), 4)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("all", metrics)
+    if data_args.streaming:
+        summary.update(streaming=streaming_stats(data))
+    summary.update(metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    summary.update(peak_memory_mb_per_rank=gather_object(peak_rss_mb()),
+                   stores_per_rank=gather_object(data.summary["train"].get("stores")))
+    out = summary.finish()
+    if dist.is_main and "eval_perplexity" in metrics:
+        logger.info("Final perplexity on the validation set: %.2f", metrics["eval_perplexity"])
+    return out
+
+
+def run_main(run: Callable, argv: Optional[list[str]] = None) -> int:
+    """Run an entry point: bad input ends with its message and exit code 2, not a traceback."""
+    try:
+        run(argv)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finish()
+    return 0
