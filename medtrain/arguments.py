@@ -140,6 +140,22 @@ class DataArguments:
     shuffle_buffer_size: int = field(
         default=1000, metadata={"help": "Streaming: blocks held in the seeded shuffle buffer (0: no shuffling)."}
     )
+    group_by_length: bool = field(
+        default=False,
+        metadata={"help": "Put rows of similar length in the same batch (padding only to the longest in the "
+                          "batch): the Trainer's length-grouped sampler on the token store, a bounded window of "
+                          "blocks with --streaming. Useful with --packing_strategy none."},
+    )
+    memory_guard_threshold: float = field(
+        default=0.9,
+        metadata={"help": "Memory guard: above this fraction of the machine's memory in use, free what can be "
+                          "freed (gc, a smaller streaming window) and warn once."},
+    )
+    memory_guard_stop: float = field(
+        default=0.98,
+        metadata={"help": "Memory guard: above this fraction, stop with a clear message instead of being "
+                          "killed by the OS."},
+    )
     num_proc: Optional[int] = field(
         default=None,
         metadata={"help": "Worker processes that tokenize into the token store (default: the CPUs available to "

@@ -22,6 +22,13 @@ class BlockDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.index.n_blocks
 
+    def lengths(self):
+        """Tokens in each block (for length-grouped sampling), from the index alone."""
+        import numpy as np
+
+        cum = np.concatenate([[0], np.cumsum(self.index.piece_len)])
+        return cum[self.index.block_ptr[1:]] - cum[self.index.block_ptr[:-1]]
+
     def __getitem__(self, b: int) -> dict:
         if b < 0 or b >= len(self):
             raise IndexError(b)

@@ -6,7 +6,8 @@ label of each piece is ignored (-100), so transformers' packed-sequence attentio
 per-document masks, or flash-attention varlen lengths, from position_ids that restart, when no
 attention_mask is passed) keeps every token inside its own document. Padding forms its own span
 with ignored labels, so no attention_mask is needed. Every row of the batch is kept as it is: a
-short or odd batch is padded, never replaced.
+short or odd batch is padded, never replaced. The batch also carries `_meta` (real and padded token
+counts, streaming cursors), which the trainer removes before the model sees the batch.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class BlockCollator:
         self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, rows: list[dict]) -> dict:
+        cursors = [r["_cursor"] for r in rows if "_cursor" in r]
         longest = max(len(r["input_ids"]) for r in rows)
         if self.pad_to_multiple_of:
             m = self.pad_to_multiple_of
@@ -48,5 +50,8 @@ class BlockCollator:
             if n < longest:  # padding: its own span, restarting at 0 in document-aware mode
                 pad_pos = np.arange(longest - n) if self.document_aware else np.arange(n, longest)
                 position_ids[i, n:] = pad_pos
+        real = sum(len(r["input_ids"]) for r in rows)
+        # "_meta" never reaches the model: the trainer takes it off (padding statistics, stream cursors)
         return {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels),
-                "position_ids": torch.from_numpy(position_ids)}
+                "position_ids": torch.from_numpy(position_ids),
+                "_meta": {"real_tokens": real, "slots": int(input_ids.size), "cursors": cursors}}

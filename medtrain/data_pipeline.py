@@ -45,7 +45,7 @@ class MaterializedBlocks(torch.utils.data.Dataset):
     def _load(self):
         if self._rows is None:
             self._rows = []
-            for row in self.source:
+            for row in self.source.rows():
                 self._rows.append(row)
                 if len(self._rows) >= self.limit:
                     break
@@ -82,12 +82,14 @@ def prepare_store(paths, data_args: DataArguments, encoder, dist: DistInfo, what
     return corpus, info
 
 
-def build_datasets(data_args: DataArguments, encoder, dist: DistInfo, seed: int) -> PreparedData:
-    """Train and eval datasets for `encoder`'s records (pretraining text, or SFT conversations)."""
+def build_datasets(data_args: DataArguments, encoder, dist: DistInfo, seed: int, batch_size: int = 1,
+                   memory_guard=None) -> PreparedData:
+    """Train and eval datasets for `encoder`'s records (pretraining text, or SFT conversations).
+    `batch_size` is the per-device batch size (the streaming dataset yields whole batches)."""
     train_paths = data_args.train_file_dir
     holdout = 0.0 if data_args.validation_file_dir else data_args.validation_split_percentage
     if data_args.streaming:
-        return _streaming(data_args, encoder, dist, seed, holdout)
+        return _streaming(data_args, encoder, dist, seed, holdout, batch_size, memory_guard)
 
     corpus, info = prepare_store(train_paths, data_args, encoder, dist)
     split = "train" if holdout > 0 else "all"
@@ -125,7 +127,8 @@ def build_datasets(data_args: DataArguments, encoder, dist: DistInfo, seed: int)
     return PreparedData(train, eval_ds, index.document_aware, summary)
 
 
-def _streaming(data_args: DataArguments, encoder, dist: DistInfo, seed: int, holdout: float):
+def _streaming(data_args: DataArguments, encoder, dist: DistInfo, seed: int, holdout: float, batch_size: int,
+               memory_guard):
     stores, files = resolve_inputs(data_args.train_file_dir, "--train_file_dir")
     if stores:
         raise DataError(f"--streaming reads raw files; {stores[0]} is a prepared token store (drop --streaming "
@@ -136,7 +139,9 @@ def _streaming(data_args: DataArguments, encoder, dist: DistInfo, seed: int, hol
     train = StreamingBlocks(files, keep_last=data_args.keep_last_block,
                             split="train" if holdout > 0 else "all", holdout_percentage=holdout,
                             shuffle_buffer=data_args.shuffle_buffer_size, seed=seed, rank=dist.rank,
-                            world=dist.world_size, loop=True, max_blocks=data_args.max_train_samples, **common)
+                            world=dist.world_size, loop=True, max_blocks=data_args.max_train_samples,
+                            batch_size=batch_size, group_by_length=data_args.group_by_length,
+                            memory_guard=memory_guard, **common)
     eval_ds = None
     limit = data_args.max_eval_samples or DEFAULT_STREAMING_EVAL_BLOCKS
     if data_args.validation_file_dir:

@@ -71,7 +71,10 @@ class SummaryCallback(TrainerCallback):
                 self.first_loss = logs["loss"]
             self.last_loss = logs["loss"]
         if logs and "eval_loss" in logs:
-            logs["eval_perplexity"] = round(math.exp(min(50.0, logs["eval_loss"])), 4)
+            ppl = round(math.exp(min(50.0, logs["eval_loss"])), 4)
+            logs["eval_perplexity"] = ppl
+            if state.log_history:  # the Trainer recorded these logs before calling back
+                state.log_history[-1]["eval_perplexity"] = ppl
 
     def on_train_end(self, args, state, control, **kw):
         secs = time.time() - (self.t0 or time.time())
@@ -124,3 +127,72 @@ def length_histogram(lengths, png_path: str | None = None, bins: int = 12) -> li
         except ImportError:  # matplotlib is optional for the PNG
             pass
     return lines
+
+
+class MemoryGuard:
+    """Watches the machine's memory (psutil): 'high' above `threshold` (fraction used), 'stop' above
+    `stop`, so callers can free what they can, and stop with a clear message instead of being
+    killed by the OS."""
+
+    KNOBS = ("--shuffle_buffer_size (streaming window), --num_proc (tokenizer processes), "
+             "--dataloader_num_workers, --per_device_train_batch_size, --block_size")
+
+    def __init__(self, threshold: float = 0.9, stop: float = 0.98):
+        self.threshold, self.stop = threshold, stop
+
+    @staticmethod
+    def used_fraction() -> float:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        return 1 - vm.available / vm.total
+
+    def check(self) -> str:
+        used = self.used_fraction()
+        return "stop" if used >= self.stop else "high" if used >= self.threshold else "ok"
+
+    def numbers(self) -> str:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        rss = psutil.Process().memory_info().rss
+        return (f"{100 * (1 - vm.available / vm.total):.1f}% of {vm.total / 2**30:.1f} GiB used, "
+                f"{vm.available / 2**30:.2f} GiB available, this process {rss / 2**20:,.0f} MiB")
+
+    def message(self, who: str) -> str:
+        return (f"memory guard: {who} stopped the run before the system ran out of memory ({self.numbers()}; "
+                f"stop threshold {self.stop:.0%}). Lower what holds memory: {self.KNOBS}; or raise "
+                "--memory_guard_stop if this is expected.")
+
+
+class MemoryGuardCallback(TrainerCallback):
+    """Logs resident memory of this rank and the machine's available memory at each logging step;
+    above the threshold it collects garbage and warns once; above the stop level it ends the run
+    with a clear message."""
+
+    def __init__(self, guard: MemoryGuard, rank: int = 0):
+        self.guard, self.rank, self.warned = guard, rank, False
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        import gc
+
+        import psutil
+
+        vm = psutil.virtual_memory()
+        if logs is not None:
+            numbers = {"rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+                       "mem_available_gb": round(vm.available / 2**30, 2)}
+            logs.update(numbers)
+            if state.log_history:  # the Trainer recorded these logs before calling back
+                state.log_history[-1].update(numbers)
+        level = self.guard.check()
+        if level == "stop":
+            from .streaming import MemoryGuardError
+
+            raise MemoryGuardError(self.guard.message(f"rank {self.rank} at step {state.global_step}"))
+        if level == "high":
+            gc.collect()
+            if not self.warned:
+                logger.warning("memory above %.0f%%: %s. Freed what could be freed; if it keeps growing, lower "
+                               "%s", 100 * self.guard.threshold, self.guard.numbers(), self.guard.KNOBS)
+                self.warned = True

@@ -19,9 +19,10 @@ from .data_pipeline import build_datasets, streaming_stats
 from .demo import ensure_demo_assets
 from .distributed import DistInfo, ensure_launcher_env, finish, gather_object, init_deepspeed_backend, setup_logging
 from .modeling import load_model, load_tokenizer, max_positions
-from .monitoring import RunSummary, SummaryCallback, peak_rss_mb
+from .monitoring import MemoryGuard, MemoryGuardCallback, RunSummary, SummaryCallback, peak_rss_mb
 from .sources import DataError
-from .trainer import MedTrainer
+from .streaming import MemoryGuardError
+from .trainer import MedTrainer, load_stream_state
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,14 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
         logger.warning("--block_size %d is over --model_max_length %d: using %d", data_args.block_size, limit, limit)
         data_args.block_size = limit
     encoder = make_encoder(tokenizer, data_args)
-    data = build_datasets(data_args, encoder, dist, training_args.data_seed or training_args.seed)
+    guard = MemoryGuard(data_args.memory_guard_threshold, data_args.memory_guard_stop)
+    data = build_datasets(data_args, encoder, dist, training_args.data_seed or training_args.seed,
+                          batch_size=training_args.per_device_train_batch_size, memory_guard=guard)
+    if data_args.group_by_length and not data_args.streaming:
+        training_args.train_sampling_strategy = "group_by_length"
+    resume = resume_arg(training_args.resume_from_checkpoint)
+    if data_args.streaming and resume:
+        _resume_stream(data.train, resume, training_args, dist)
 
     if training_args.deepspeed:
         init_deepspeed_backend()  # before the model, so ZeRO-3 partitions it as it loads
@@ -81,10 +89,11 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
     trainer = MedTrainer(model=model, args=training_args, train_dataset=data.train, eval_dataset=data.eval,
                          data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
     trainer.add_callback(SummaryCallback(summary, trainer.token_counts))
+    trainer.add_callback(MemoryGuardCallback(guard, dist.rank))
     summary.update(task=task, world_size=dist.world_size, packing_strategy=data_args.packing_strategy,
                    block_size=data_args.block_size, **data.summary)
 
-    result = trainer.train(resume_from_checkpoint=resume_arg(training_args.resume_from_checkpoint))
+    result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     trainer.save_state()
     metrics = dict(result.metrics)
@@ -94,6 +103,8 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
         metrics["eval_perplexity"] = round(math.exp(min(50.0, ev["eval_loss"])), 4)
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("all", metrics)
+    summary.update(batch_padding_fraction=trainer.batch_padding_fraction(),
+                   group_by_length=data_args.group_by_length)
     if data_args.streaming:
         summary.update(streaming=streaming_stats(data))
     summary.update(metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
@@ -105,12 +116,38 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
     return out
 
 
+def _resume_stream(dataset, resume, training_args, dist: DistInfo) -> None:
+    """Restore the streaming position saved with the checkpoint, and turn off the Trainer's own
+    skipping of batches (which would read and tokenize everything before the checkpoint again)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if training_args.ignore_data_skip:
+        logger.warning("--ignore_data_skip: the stream restarts from its beginning (documents already trained on "
+                       "will be seen again)")
+        return
+    checkpoint = get_last_checkpoint(training_args.output_dir) if resume is True else resume
+    if checkpoint is None:
+        return  # the Trainer reports that there is no checkpoint
+    state = load_stream_state(checkpoint, dist.rank)
+    if state is None:
+        logger.warning("%s has no streaming position (data_state/); the Trainer will replay the stream up to "
+                       "the checkpoint's step", checkpoint)
+        return
+    dataset.load_state_dict(state, training_args.dataloader_num_workers)
+    training_args.ignore_data_skip = True
+    logger.info("Resuming the stream of rank %d from %s at its saved position (no replay)", dist.rank, checkpoint)
+
+
 def run_main(run: Callable, argv: Optional[list[str]] = None) -> int:
-    """Run an entry point: bad input ends with its message and exit code 2, not a traceback."""
+    """Run an entry point: bad input ends with its message and exit code 2, a memory-guard stop with
+    exit code 3, not a traceback."""
     try:
         run(argv)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except MemoryGuardError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     finish()
     return 0

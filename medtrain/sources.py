@@ -17,7 +17,7 @@ import io
 import json
 import os
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Optional
 
 LINE_FORMATS = ("txt", "jsonl")
@@ -49,11 +49,31 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """A whole file (start=0, end=None) or the lines starting in bytes [start, end) of one."""
+    """A whole file (start=0, end=None) or the lines starting in bytes [start, end) of one.
+
+    `stride`/`phase` keep only the records whose key hashes to `phase` modulo `stride` (how a file
+    that cannot be cut into byte ranges is shared by several readers); `skip_before` skips records
+    whose key is below it (resuming inside a file that cannot be seeked, e.g. a compressed one).
+    """
 
     file: SourceFile
     start: int = 0
     end: Optional[int] = None
+    stride: int = 1
+    phase: int = 0
+    skip_before: Optional[int] = None
+
+    def resume_at(self, key: Optional[int]) -> "WorkUnit":
+        """This unit from the record with `key` on (None: from its start)."""
+        if key is None:
+            return self
+        if self.file.splittable and self.file.fmt in LINE_FORMATS + ("json",) and self.file.compression is None \
+                and not self._is_array_json():
+            return replace(self, start=key)  # keys are byte offsets of line starts: seek there
+        return replace(self, skip_before=key)
+
+    def _is_array_json(self) -> bool:
+        return self.file.fmt == "json" and RecordReader(self)._is_json_array()
 
     @property
     def nbytes(self) -> int:
@@ -204,6 +224,12 @@ class RecordReader:
         self.skipped = skipped if skipped is not None else SkipCounter()
         self.bytes_read = 0
 
+    def _wanted(self, key: int) -> bool:
+        u = self.unit
+        if u.skip_before is not None and key < u.skip_before:
+            return False
+        return u.stride == 1 or zlib.crc32(f"{key}@{u.file.relpath}".encode()) % u.stride == u.phase
+
     # -- error handling -------------------------------------------------------------------------
     def _where(self, key: int, how: str) -> str:
         """`how`: 'offset' (key is the line's byte offset), 'line' (0-based line) or 'row' (0-based row)."""
@@ -297,6 +323,8 @@ class RecordReader:
                 pos += len(line)
                 index += 1
                 self.bytes_read += len(line)
+                if not self._wanted(key):
+                    continue
                 try:
                     text = line.decode("utf-8")
                 except UnicodeDecodeError as e:
@@ -339,6 +367,8 @@ class RecordReader:
         if not isinstance(data, list):
             raise DataError(f"{f.path}: expected a JSON array of objects or JSON lines")
         for i, obj in enumerate(data):
+            if not self._wanted(i):
+                continue
             text = self._from_record(obj, i, how="row")
             if text is not None:
                 yield i, text
@@ -356,8 +386,11 @@ class RecordReader:
                             "set --text_field)")
         row = 0
         for batch in pf.iter_batches(batch_size=4096, columns=[self.text_field]):
+            if self.unit.skip_before is not None and row + batch.num_rows <= self.unit.skip_before:
+                row += batch.num_rows
+                continue
             for value in batch.column(0).to_pylist():
-                text = self._check_text(value, row, how="row")
+                text = self._check_text(value, row, how="row") if self._wanted(row) else None
                 if text is not None:
                     yield row, text
                 row += 1

@@ -27,7 +27,7 @@ def store_rows(files, spec, root, bs, strategy, split="all", holdout=0.0, num_pr
 def stream_rows(files, spec, bs, strategy, split="all", holdout=0.0, shuffle=0, unit_bytes=32 << 20):
     ds = StreamingBlocks(files, spec, bs, strategy, split=split, holdout_percentage=holdout,
                          shuffle_buffer=shuffle, loop=False, unit_bytes=unit_bytes)
-    return list(ds)
+    return list(ds.rows())
 
 
 def key(row):

@@ -141,3 +141,19 @@ def test_slow_store_build_does_not_hit_ddp_timeout(demo_dir, tmp_path):
     assert len(logged_losses(tmp_path / "slow")) == 3
     summary = json.load(open(tmp_path / "slow" / "run_summary.json"))
     assert summary["train"]["tokenized_this_run"] is True
+
+
+def test_streaming_resume_under_torchrun(demo_dir, tmp_path):
+    st = ["--streaming", "true", "--shuffle_buffer_size", "16", "--per_device_train_batch_size", "2",
+          "--max_steps", "6", "--save_steps", "3"]
+    torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "full", *st))
+    os.makedirs(tmp_path / "resumed")
+    shutil.copytree(tmp_path / "full" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
+    assert sorted(os.listdir(tmp_path / "full" / "checkpoint-3" / "data_state")) == ["rank0.pt", "rank1.pt"]
+    proc = torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "resumed", *st, "--resume_from_checkpoint",
+                                              "true"))
+    assert "Resuming the stream of rank 0" in proc.stdout and "Fast-forwarding" not in proc.stdout
+    full, resumed = logged_losses(tmp_path / "full"), logged_losses(tmp_path / "resumed")
+    for step in (4, 5, 6):
+        assert resumed[step] == pytest.approx(full[step], rel=1e-5)
+    assert_same_weights(tmp_path / "full", tmp_path / "resumed")

@@ -30,7 +30,7 @@ def rows_of_store(path, bs=80, strategy="group_by_text"):
 @pytest.fixture(scope="module")
 def streamed(spec):
     ds = StreamingBlocks(find_files([CORPUS]), spec, 80, "group_by_text", loop=False)
-    return [tuple(r["input_ids"].tolist()) for r in ds]
+    return [tuple(r["input_ids"].tolist()) for r in ds.rows()]
 
 
 def prep_args(demo_dir, out, *extra):
