@@ -51,7 +51,12 @@ class BlockCollator:
                 pad_pos = np.arange(longest - n) if self.document_aware else np.arange(n, longest)
                 position_ids[i, n:] = pad_pos
         real = sum(len(r["input_ids"]) for r in rows)
+        sources: dict = {}  # tokens per mixture source, for the realized shares
+        for r in rows:
+            if "source" in r:
+                sources[r["source"]] = sources.get(r["source"], 0) + len(r["input_ids"])
         # "_meta" never reaches the model: the trainer takes it off (padding statistics, stream cursors)
         return {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels),
                 "position_ids": torch.from_numpy(position_ids),
-                "_meta": {"real_tokens": real, "slots": int(input_ids.size), "cursors": cursors}}
+                "_meta": {"real_tokens": real, "slots": int(input_ids.size), "cursors": cursors,
+                          "sources": sources}}

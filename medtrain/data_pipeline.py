@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -34,6 +34,7 @@ class PreparedData:
     eval: Optional[torch.utils.data.Dataset]
     document_aware: bool
     summary: dict = field(default_factory=dict)
+    report: Optional[Callable] = None  # report(realized tokens per source, all ranks) -> summary entries
 
 
 class MaterializedBlocks(torch.utils.data.Dataset):

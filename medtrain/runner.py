@@ -110,6 +110,12 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
     summary.update(metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     summary.update(peak_memory_mb_per_rank=gather_object(peak_rss_mb()),
                    stores_per_rank=gather_object(data.summary["train"].get("stores")))
+    if data.report is not None:  # mixtures: realized tokens per source, summed over ranks
+        realized: dict = {}
+        for part in gather_object(trainer.source_tokens):
+            for name, n in part.items():
+                realized[name] = realized.get(name, 0) + n
+        summary.update(**data.report(realized))
     out = summary.finish()
     if dist.is_main and "eval_perplexity" in metrics:
         logger.info("Final perplexity on the validation set: %.2f", metrics["eval_perplexity"])

@@ -210,12 +210,16 @@ def _line_number(path: str, offset: int) -> int:
 class RecordReader:
     """Reads the documents of one work unit as `(key, text)` pairs.
 
+    With `text_field=None` it yields whole records instead, `(key, dict)` (a JSON object, or a parquet
+    row as a dict of its columns), for callers that validate records themselves (SFT conversations);
+    only "is it a JSON object" is checked here then.
+
     Bad input raises `DataError("<file>:<line>: <what>")`; with `skip_bad=True` it is counted in
     `self.skipped` instead. Empty lines and empty texts are never errors: they are counted as
     `empty_line` / `empty_text` and skipped.
     """
 
-    def __init__(self, unit: WorkUnit, text_field: str = "text", skip_bad: bool = False,
+    def __init__(self, unit: WorkUnit, text_field: Optional[str] = "text", skip_bad: bool = False,
                  max_chars: Optional[int] = None, skipped: Optional[SkipCounter] = None):
         self.unit = unit
         self.text_field = text_field
@@ -260,9 +264,11 @@ class RecordReader:
 
     def _from_record(self, obj, key: int, how: str) -> Optional[str]:
         if not isinstance(obj, dict):
-            self._bad("not_an_object", f"expected a JSON object with a {self.text_field!r} field, "
-                      f"got {type(obj).__name__}", key, how)
+            wanted = f" with a {self.text_field!r} field" if self.text_field is not None else ""
+            self._bad("not_an_object", f"expected a JSON object{wanted}, got {type(obj).__name__}", key, how)
             return None
+        if self.text_field is None:  # whole records: the caller validates them
+            return obj
         if self.text_field not in obj:
             self._bad("missing_field", f"missing field {self.text_field!r} (fields: {', '.join(list(obj)[:8])}; "
                       "set --text_field)", key, how)
@@ -381,16 +387,17 @@ class RecordReader:
             pf = pq.ParquetFile(f.path)
         except Exception as e:
             raise DataError(f"{f.path}: not a readable parquet file ({e})") from None
-        if self.text_field not in pf.schema_arrow.names:
+        if self.text_field is not None and self.text_field not in pf.schema_arrow.names:
             raise DataError(f"{f.path}: no column {self.text_field!r} (columns: {', '.join(pf.schema_arrow.names)}; "
                             "set --text_field)")
         row = 0
-        for batch in pf.iter_batches(batch_size=4096, columns=[self.text_field]):
+        whole = self.text_field is None  # whole rows, as dicts of their columns
+        for batch in pf.iter_batches(batch_size=4096, columns=None if whole else [self.text_field]):
             if self.unit.skip_before is not None and row + batch.num_rows <= self.unit.skip_before:
                 row += batch.num_rows
                 continue
-            for value in batch.column(0).to_pylist():
-                text = self._check_text(value, row, how="row") if self._wanted(row) else None
+            for value in batch.to_pylist() if whole else batch.column(0).to_pylist():
+                text = (value if whole else self._check_text(value, row, how="row")) if self._wanted(row) else None
                 if text is not None:
                     yield row, text
                 row += 1

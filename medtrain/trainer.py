@@ -61,6 +61,7 @@ class MedTrainer(Trainer):
         self.real_tokens = 0
         self.slot_tokens = 0
         self.cursor_tracker: StreamCursorTracker | None = None
+        self.source_tokens: dict = {}  # realized training tokens per mixture source (this rank)
 
     # -- data ---------------------------------------------------------------------------------------
     def get_train_dataloader(self):
@@ -91,6 +92,8 @@ class MedTrainer(Trainer):
             self.slot_tokens += meta["slots"]
             if meta["cursors"] and self.cursor_tracker is not None:
                 self.cursor_tracker.update(meta["cursors"])
+            for name, n in meta.get("sources", {}).items():
+                self.source_tokens[name] = self.source_tokens.get(name, 0) + n
         return super()._prepare_inputs(inputs)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
