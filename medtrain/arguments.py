@@ -99,6 +99,12 @@ class DataArguments:
                           "stores (directories with a manifest.json) are used directly. Default: data/pretrain.",
                   "nargs": "+"},
     )
+    mixture: Optional[list[str]] = field(
+        default=None,
+        metadata={"help": "One or more mixture files (JSON/YAML): sources with names, paths and token weights or "
+                          "budgets (see data/mixtures/ and medtrain/mixture.py). Replaces --train_file_dir.",
+                  "nargs": "+"},
+    )
     validation_file_dir: Optional[list[str]] = field(
         default=None, metadata={"help": "Validation data, same formats as train_file_dir.", "nargs": "+"}
     )
@@ -218,6 +224,8 @@ class DataArguments:
             chosen["--group_by_text"] = "group_by_text"
         if self.packing is False:
             chosen["--packing false"] = "none"
+        if self.mixture and self.train_file_dir:
+            problems.append("give either --mixture or --train_file_dir, not both (a mixture names its own paths)")
         if len(set(chosen.values())) > 1:
             problems.append("conflicting packing flags: " + ", ".join(f"{k} ({v})" for k, v in chosen.items()))
         if problems:

@@ -27,7 +27,7 @@ class BlockCollator:
         self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, rows: list[dict]) -> dict:
-        cursors = [r["_cursor"] for r in rows if "_cursor" in r]
+        cursors = [r["_cursor"] for r in rows if "_cursor" in r] + [c for r in rows for c in r.get("_cursor_list", [])]
         longest = max(len(r["input_ids"]) for r in rows)
         if self.pad_to_multiple_of:
             m = self.pad_to_multiple_of

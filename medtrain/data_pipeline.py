@@ -89,6 +89,8 @@ def build_datasets(data_args: DataArguments, encoder, dist: DistInfo, seed: int,
     `batch_size` is the per-device batch size (the streaming dataset yields whole batches)."""
     train_paths = data_args.train_file_dir
     holdout = 0.0 if data_args.validation_file_dir else data_args.validation_split_percentage
+    if data_args.mixture:
+        return _mixture(data_args, encoder, dist, seed, holdout, batch_size, memory_guard)
     if data_args.streaming:
         return _streaming(data_args, encoder, dist, seed, holdout, batch_size, memory_guard)
 
@@ -167,3 +169,97 @@ def streaming_stats(data: PreparedData) -> dict:
     stats["padding_fraction"] = round(1 - stats["tokens_in_blocks"] / slots, 6) if slots else 0.0
     return stats
 
+
+
+def _validation(data_args: DataArguments, encoder, dist: DistInfo, common: dict):
+    """The validation set given by --validation_file_dir, on either path (None without one)."""
+    if not data_args.validation_file_dir:
+        return None, {}
+    if data_args.streaming:
+        _, efiles = resolve_inputs(data_args.validation_file_dir, "--validation_file_dir")
+        limit = data_args.max_eval_samples or DEFAULT_STREAMING_EVAL_BLOCKS
+        return MaterializedBlocks(StreamingBlocks(efiles, loop=False, **common), limit), {}
+    ecorpus, einfo = prepare_store(data_args.validation_file_dir, data_args, encoder, dist, "--validation_file_dir")
+    eindex = ecorpus.blocks(data_args.block_size, data_args.packing_strategy, True, "all", 0.0)
+    return BlockDataset(ecorpus, eindex), {**einfo, **eindex.stats()}
+
+
+def _mixture(data_args: DataArguments, encoder, dist: DistInfo, seed: int, holdout: float, batch_size: int,
+             memory_guard) -> PreparedData:
+    """Mixture sources on either path: one store (or stream) per source, blended by token shares."""
+    from .mixture import (MixtureDataset, StreamingMixture, encoder_for, load_mixtures, log_plan,
+                          plan_report)
+
+    sources = load_mixtures(data_args.mixture)
+    names, shares = [s.name for s in sources], [s.share for s in sources]
+    split = "train" if holdout > 0 else "all"
+    common = dict(encoder=encoder, block_size=data_args.block_size, strategy=data_args.packing_strategy,
+                  skip_bad=data_args.skip_bad_lines, max_chars=data_args.max_document_chars)
+    budgets = sources[0].tokens is not None
+    summary: dict = {"data_path": "streaming" if data_args.streaming else "token_store", "mixture": {}}
+    eval_parts = []
+    if data_args.streaming:
+        streams, available = [], {}
+        for src in sources:
+            stores, files = resolve_inputs(src.paths, src.origin)
+            if stores:
+                raise DataError(f"{src.origin}: --streaming reads raw files; {stores[0]} is a prepared token store")
+            streams.append(StreamingBlocks(
+                files, **dict(common, encoder=encoder_for(encoder, src)), keep_last=data_args.keep_last_block,
+                split=split, holdout_percentage=holdout, shuffle_buffer=data_args.shuffle_buffer_size, seed=seed,
+                rank=dist.rank, world=dist.world_size, loop=True, memory_guard=memory_guard))
+            available[src.name] = src.num_tokens_avg or round(sum(f.size for f in files) / 3.5)
+            if holdout > 0:
+                eval_parts.append(MaterializedBlocks(StreamingBlocks(
+                    files, **dict(common, encoder=encoder_for(encoder, src)), split="eval",
+                    holdout_percentage=holdout, loop=False), DEFAULT_STREAMING_EVAL_BLOCKS // len(sources)))
+        train = StreamingMixture(names, streams, shares, batch_size)
+        report = plan_report(sources, available, None)
+        log_plan(report, "streaming; available sizes are estimates")
+        document_aware = streams[0].document_aware
+    else:
+        datasets, available, infos = [], {}, {}
+        for src in sources:
+            corpus, info = prepare_store(src.paths, data_args, encoder_for(encoder, src), dist, src.origin)
+            index = corpus.blocks(data_args.block_size, data_args.packing_strategy, data_args.keep_last_block,
+                                  split, holdout)
+            if index.n_blocks == 0:
+                raise DataError(f"{src.origin}: the source is empty (no block of {data_args.block_size} tokens)")
+            datasets.append(BlockDataset(corpus, index))
+            available[src.name] = int(index.piece_len.sum())
+            infos[src.name] = {**info, **index.stats()}
+            if holdout > 0:
+                eindex = corpus.blocks(data_args.block_size, data_args.packing_strategy, True, "eval", holdout)
+                if eindex.n_blocks:
+                    eval_parts.append(BlockDataset(corpus, eindex))
+        train = MixtureDataset(names, datasets, shares, [s.on_exhausted for s in sources], seed,
+                               budget=sum(s.tokens for s in sources) if budgets else None,
+                               max_blocks=data_args.max_train_samples)
+        planned_total = int(sum(int(train.block_tokens[s][b]) for s, b in zip(*train._order(0)[:2])))
+        report = plan_report(sources, available, planned_total)
+        for name, reps in train.repeats(0).items():
+            report[name]["repeats_per_epoch"] = reps
+            if reps:
+                logger.warning("mixture source %r runs out before the epoch ends and is repeated %d time(s) per "
+                               "epoch (on_exhausted: repeat)", name, reps)
+        log_plan(report, f"{len(train):,} blocks per epoch")
+        summary["train"] = {"blocks": len(train), "sources": infos}
+        document_aware = datasets[0].document_aware
+    summary["mixture"] = report
+    eval_ds, einfo = _validation(data_args, encoder, dist, common)
+    if eval_ds is None and eval_parts:
+        eval_ds = torch.utils.data.ConcatDataset(eval_parts)
+    if einfo:
+        summary["eval"] = einfo
+    summary.setdefault("train", {})
+
+    def final_report(realized: dict) -> dict:
+        total = sum(realized.values()) or 1
+        out = {name: dict(entry, realized_tokens=int(realized.get(name, 0)),
+                          realized_share=round(realized.get(name, 0) / total, 6))
+               for name, entry in report.items()}
+        logger.info("Mixture realized: %s", ", ".join(f"{n}={e['realized_tokens']:,} tokens "
+                                                      f"({e['realized_share']:.2%})" for n, e in out.items()))
+        return {"mixture": out}
+
+    return PreparedData(train, eval_ds, document_aware, summary, report=final_report)

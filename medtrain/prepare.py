@@ -101,8 +101,8 @@ def run(argv: Optional[list[str]] = None) -> dict:
 
         transformers.utils.logging.set_verbosity_warning()
         return inspect(prep.inspect, prep.inspect_block, data_args, model_args)
-    if not data_args.train_file_dir:
-        raise DataError("prepare_data.py needs --train_file_dir (files or directories to tokenize)")
+    if not data_args.train_file_dir and not data_args.mixture:
+        raise DataError("prepare_data.py needs --train_file_dir or --mixture (what to tokenize)")
     from .data_pipeline import prepare_store
     from .tokenization import TextEncoder, spec_from_tokenizer
 
@@ -110,6 +110,19 @@ def run(argv: Optional[list[str]] = None) -> dict:
     tok = _tokenizer(model_args)
     encoder = TextEncoder(spec_from_tokenizer(tok, data_args.add_bos_token, data_args.add_eos_token),
                           data_args.text_field)
+    if data_args.mixture:  # every source's own store, found again by fingerprint when training
+        from .mixture import encoder_for, load_mixtures
+
+        if prep.output_dir:
+            raise DataError("--output_dir does not apply to --mixture: each source's store goes under --cache_dir "
+                            "by fingerprint, where pretraining.py --mixture finds it")
+        info = {}
+        for src in load_mixtures(data_args.mixture):
+            corpus, info[src.name] = prepare_store(src.paths, data_args, encoder_for(encoder, src), dist, src.origin)
+        info["seconds"] = round(time.time() - t0, 2)
+        if dist.is_main:
+            logger.info("Prepared the mixture's sources: %s", json.dumps(info, default=str))
+        return info
     corpus, info = prepare_store(data_args.train_file_dir, data_args, encoder, dist, output_dir=prep.output_dir)
     if data_args.validation_file_dir:
         out = os.path.join(prep.output_dir, "validation") if prep.output_dir else None

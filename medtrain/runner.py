@@ -54,7 +54,7 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
         model_args.model_name_or_path = ensure_demo_assets(model_args.demo_dir)
         logger.info("No --model_name_or_path: training the embedded tiny demo model (%s)",
                     model_args.model_name_or_path)
-    if not data_args.train_file_dir and default_data:
+    if not data_args.train_file_dir and not data_args.mixture and default_data:
         data_args.train_file_dir = [default_data]
     if data_args.streaming and training_args.max_steps <= 0:
         raise ValueError("--streaming needs --max_steps: a stream has no length to derive the number of steps "
@@ -90,6 +90,11 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
                          data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
     trainer.add_callback(SummaryCallback(summary, trainer.token_counts))
     trainer.add_callback(MemoryGuardCallback(guard, dist.rank))
+    if hasattr(data.train, "set_epoch"):  # a mixture: each epoch has its own seeded order
+        from .mixture import MixtureEpochCallback
+
+        trainer.add_callback(MixtureEpochCallback(data.train))
+        training_args.train_sampling_strategy = "sequential"  # the blended order is the order
     summary.update(task=task, world_size=dist.world_size, packing_strategy=data_args.packing_strategy,
                    block_size=data_args.block_size, **data.summary)
 

@@ -39,6 +39,9 @@ class StreamCursorTracker:
         self.batches += 1
         for c in cursors:
             slot = str(c["slot"])
+            if c.get("mixer"):  # a mixture's token counts: kept as they are
+                self.slots[slot] = c
+                continue
             if c["start"] is not None:
                 self.starts[slot] = (c["epoch"], c["window"], c["start"])
             start = self.starts.get(slot)
