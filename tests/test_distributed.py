@@ -121,7 +121,15 @@ def test_two_simulated_nodes_through_run_pt_sh(demo_dir, tmp_path):
             ["bash", os.path.join(ROOT, "run_pt.sh"), "--cache_dir", str(tmp_path / "cache"), "--max_steps", "4",
              "--per_device_train_batch_size", "2", "--save_steps", "4", "--logging_steps", "1", "--num_proc", "1"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outs = [p.communicate(timeout=300)[0] for p in procs]
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=300)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise AssertionError("two-node run timed out:\n" + "\n=====\n".join(
+                (q.communicate()[0] or "")[-3000:] for q in procs))
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-5000:]
     summary = json.load(open(tmp_path / "nodes" / "run_summary.json"))
