@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -232,10 +232,6 @@ class DataArguments:
             raise ValueError("Invalid data arguments:\n  " + "\n  ".join(problems))
         self.packing_strategy = next(iter(chosen.values()), "concat")
 
-    @property
-    def document_aware(self) -> bool:
-        return self.packing_strategy != "concat"
-
 
 def _cuda_bf16() -> tuple[bool, bool]:
     try:
@@ -296,10 +292,6 @@ def parse_args(dataclass_types, argv: Optional[list[str]] = None):
             defaults["bf16"] = True
         parser.set_defaults(**defaults)
     return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-
-
-def field_names(dc) -> list[str]:
-    return [f.name for f in fields(dc)]
 
 
 def default_cache_dir() -> str:

@@ -20,6 +20,7 @@ from .demo import ensure_demo_assets
 from .distributed import DistInfo, ensure_launcher_env, finish, gather_object, init_deepspeed_backend, setup_logging
 from .modeling import load_model, load_tokenizer, max_positions
 from .monitoring import MemoryGuard, MemoryGuardCallback, RunSummary, SummaryCallback, peak_rss_mb
+from .resilience import AUTO, Preempted, PreemptionCallback, exit_preempted, resolve_resume
 from .sources import DataError
 from .streaming import MemoryGuardError
 from .trainer import MedTrainer, load_stream_state
@@ -28,9 +29,12 @@ logger = logging.getLogger(__name__)
 
 
 def resume_arg(value):
-    """--resume_from_checkpoint: a path, or true/latest for the newest checkpoint in output_dir."""
+    """--resume_from_checkpoint: a path; true/latest for the newest complete checkpoint in output_dir;
+    auto: that, or a fresh start when there is none (resolved by resilience.resolve_resume)."""
     if value is None:
         return None
+    if str(value).lower() == AUTO:
+        return AUTO
     if str(value).lower() in ("true", "latest", "last"):
         return True
     if str(value).lower() in ("false", "none", ""):
@@ -71,7 +75,7 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
                           batch_size=training_args.per_device_train_batch_size, memory_guard=guard)
     if data_args.group_by_length and not data_args.streaming:
         training_args.train_sampling_strategy = "group_by_length"
-    resume = resume_arg(training_args.resume_from_checkpoint)
+    resume = resolve_resume(resume_arg(training_args.resume_from_checkpoint), training_args.output_dir, dist.rank)
     if data_args.streaming and resume:
         _resume_stream(data.train, resume, training_args, dist)
 
@@ -90,6 +94,8 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
                          data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
     trainer.add_callback(SummaryCallback(summary, trainer.token_counts))
     trainer.add_callback(MemoryGuardCallback(guard, dist.rank))
+    preemption = PreemptionCallback(resume)
+    trainer.add_callback(preemption)
     if hasattr(data.train, "set_epoch"):  # a mixture: each epoch has its own seeded order
         from .mixture import MixtureEpochCallback
 
@@ -99,6 +105,7 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
                    block_size=data_args.block_size, **data.summary)
 
     result = trainer.train(resume_from_checkpoint=resume)
+    preemption.raise_if_stopped()  # SIGTERM/SIGUSR1: checkpoint saved, exit with PREEMPTED_EXIT_CODE
     trainer.save_model()
     trainer.save_state()
     metrics = dict(result.metrics)
@@ -151,7 +158,7 @@ def _resume_stream(dataset, resume, training_args, dist: DistInfo) -> None:
 
 def run_main(run: Callable, argv: Optional[list[str]] = None) -> int:
     """Run an entry point: bad input ends with its message and exit code 2, a memory-guard stop with
-    exit code 3, not a traceback."""
+    exit code 3, a preemption (SIGTERM/SIGUSR1, checkpoint saved) with 143, not a traceback."""
     try:
         run(argv)
     except DataError as e:
@@ -160,5 +167,7 @@ def run_main(run: Callable, argv: Optional[list[str]] = None) -> int:
     except MemoryGuardError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except Preempted as e:
+        return exit_preempted(e)
     finish()
     return 0

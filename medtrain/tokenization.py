@@ -14,7 +14,6 @@ most at those few cut points. Such documents are counted (`documents_cut_for_tok
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -116,11 +115,6 @@ class DocumentTokenizer:
                 out[i] = ids
         dtype = self.spec.dtype
         return [np.asarray(self._prefix + ids + self._suffix, dtype=dtype) for ids in out]
-
-
-def tokenizer_threads(enabled: bool) -> None:
-    """Let the Rust tokenizer use its own threads (one process) or not (many worker processes)."""
-    os.environ["TOKENIZERS_PARALLELISM"] = "true" if enabled else "false"
 
 
 class TextEncoder:

@@ -21,6 +21,8 @@ from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from . import resilience
+
 logger = logging.getLogger(__name__)
 
 DATA_STATE_DIR = "data_state"
@@ -65,6 +67,7 @@ class MedTrainer(Trainer):
         self.slot_tokens = 0
         self.cursor_tracker: StreamCursorTracker | None = None
         self.source_tokens: dict = {}  # realized training tokens per mixture source (this rank)
+        self.keep_checkpoints = None  # save_total_limit, applied by resilience.rotate_checkpoints
 
     # -- data ---------------------------------------------------------------------------------------
     def get_train_dataloader(self):
@@ -110,16 +113,24 @@ class MedTrainer(Trainer):
     def batch_padding_fraction(self) -> float | None:
         return round(1 - self.real_tokens / self.slot_tokens, 6) if self.slot_tokens else None
 
-    # -- checkpoints -------------------------------------------------------------------------------
+    # -- checkpoints (complete or ignored: see resilience.py) ---------------------------------------
+    def train(self, *args, **kwargs):
+        with resilience.no_trainer_rotation(self.args) as self.keep_checkpoints:
+            return super().train(*args, **kwargs)
+
     def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
+        checkpoint = os.path.join(self._get_output_dir(trial=trial),
+                                  f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        resilience.begin_checkpoint(checkpoint, self.args)
+        with resilience.no_trainer_rotation(self.args) as limit:
+            super()._save_checkpoint(model, trial)
         if self.cursor_tracker is not None:
-            folder = os.path.join(self._get_output_dir(trial=trial),
-                                  f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}", DATA_STATE_DIR)
+            folder = os.path.join(checkpoint, DATA_STATE_DIR)
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, f"rank{self.args.process_index}.pt")
             torch.save(self.cursor_tracker.state_dict(), path + ".tmp")
             os.replace(path + ".tmp", path)
+        resilience.complete_checkpoint(checkpoint, self.args, self.state, limit or self.keep_checkpoints)
 
 
 def load_stream_state(checkpoint: str, rank: int):

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from distributed_utils import ROOT, check, free_port, load_weights, logged_losses, single, launch_env, torchrun
+from distributed_utils import ROOT, free_port, load_weights, logged_losses, single, launch_env, torchrun
 
 pytestmark = pytest.mark.slow
 
@@ -142,12 +142,13 @@ def test_two_simulated_nodes_through_run_pt_sh(demo_dir, tmp_path):
 
 def test_slow_store_build_does_not_hit_ddp_timeout(demo_dir, tmp_path):
     t0 = time.time()
-    proc = torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "slow", "--ddp_timeout", "10", "--max_steps", "3",
-                                              "--per_device_train_batch_size", "2", "--save_strategy", "no"),
-                    MEDTRAIN_TEST_SLOW_UNIT_SECONDS=12, MEDTRAIN_TEST_SLOW_RANK=1)
+    torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "slow", "--ddp_timeout", "10", "--max_steps", "3",
+                                       "--per_device_train_batch_size", "2", "--save_strategy", "no"),
+             MEDTRAIN_TEST_SLOW_UNIT_SECONDS=12, MEDTRAIN_TEST_SLOW_RANK=1)
     assert time.time() - t0 > 12  # the build really was slower than the timeout
     assert len(logged_losses(tmp_path / "slow")) == 3
     summary = json.load(open(tmp_path / "slow" / "run_summary.json"))
+    assert len(set(map(tuple, summary["stores_per_rank"]))) == 1  # both ranks use the same store
     assert summary["train"]["tokenized_this_run"] is True
 
 

@@ -4,7 +4,6 @@ import json
 import os
 from collections import Counter
 
-import numpy as np
 import pytest
 
 from medtrain.pretrain import main
