@@ -151,7 +151,7 @@ def parse_record(obj: dict, fmt: str) -> tuple:
                                 f"{', '.join(list(obj)[:8])})")
         instruction, output = _text(obj["instruction"], "'instruction'"), _text(obj["output"], "'output'")
         extra = _optional_text(obj, "input") or ""
-        query = f"{instruction}\n{extra}" if extra.strip() else instruction
+        query = "\n".join(p for p in (instruction, extra) if p.strip())  # "instruction\ninput"
         history = obj.get("history") or []
         if not isinstance(history, list) or not all(
                 isinstance(h, (list, tuple)) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in history):

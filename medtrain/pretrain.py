@@ -28,7 +28,7 @@ DEMO_FLAGS = ["--block_size", "128", "--per_device_train_batch_size", "8", "--le
 
 def uses_demo(argv: list[str]) -> bool:
     """No model and no config file: run the embedded demo with its defaults."""
-    return not any(a.split("=")[0] == "--model_name_or_path" for a in argv) and not (
+    return not any(a.split("=")[0] in ("--model_name_or_path", "--model-name-or-path") for a in argv) and not (
         argv and argv[0].endswith((".json", ".yaml", ".yml")))
 
 

@@ -120,6 +120,11 @@ def parse_sft_args(argv: Optional[list[str]] = None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if uses_demo(argv):
         argv = DEMO_FLAGS + argv
+        if "OMP_NUM_THREADS" not in os.environ:
+            # the tiny demo model is fastest on one thread; two threads on a busy 2-core machine thrash
+            import torch
+
+            torch.set_num_threads(1)
     model_args, data_args, sft_args, training_args = parse_args(
         (ModelArguments, DataArguments, SftArguments, TrainingArguments), argv)
     resolve_sft_defaults(model_args, data_args, given_flags(argv))

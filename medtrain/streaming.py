@@ -199,6 +199,8 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
                         del held[old]
                     yield before, blocks
                 pending, size = [], 0
+            for k, v in enc.counters().items():  # e.g. documents cut, SFT truncations
+                self.stats[k] = self.stats.get(k, 0) + v
         yield state(len(units), None), [self._row(b, held) for b in packer.finish()]
 
     def _row(self, block, held) -> dict:

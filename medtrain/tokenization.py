@@ -152,7 +152,9 @@ class TextEncoder:
         return hashlib.sha256(f"text|{self.spec.fingerprint}|{self.text_field}".encode()).hexdigest()
 
     def counters(self) -> dict:
-        return {"documents_cut_for_tokenizing": self.tokenizer.documents_cut}
+        """Counts since the previous call (one encoder may serve several units in a process)."""
+        n, self.tokenizer.documents_cut = self.tokenizer.documents_cut, 0
+        return {"documents_cut_for_tokenizing": n}
 
     def read(self, unit, skip_bad: bool = False, max_chars=None, skipped=None):
         from .sources import RecordReader

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Supervised fine-tuning launcher (torchrun). Edit the variables below, or set them in the environment.
+#
+#   bash run_sft.sh                                          # this machine, every GPU (or 2 CPU processes)
+#   DS_CONFIG=zero3.json bash run_sft.sh --num_train_epochs 3   # ZeRO-3; extra flags go to supervised_finetuning.py
+#   bash run_sft.sh --use_peft true --lora_rank 16           # LoRA (add --load_in_4bit true for QLoRA on GPUs)
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash run_sft.sh   # on host 1 of 2
+#   NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 bash run_sft.sh   # on host 2 of 2
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# --- what to train --------------------------------------------------------------------------------
+MODEL=${MODEL:-}                      # e.g. Qwen/Qwen2.5-0.5B-Instruct or a local path; empty: the tiny demo model
+DATA=${DATA:-data/finetune}           # directories/files of conversations, or prepared token stores (space separated)
+OUTPUT_DIR=${OUTPUT_DIR:-outputs/sft}
+MAX_LENGTH=${MAX_LENGTH:-2048}        # longest conversation in tokens (model_max_length); longer ones are cut at turns
+TEMPLATE=${TEMPLATE:-auto}            # auto (the tokenizer's chat_template, else vicuna), vicuna, alpaca, chatml, llama3, plain
+DS_CONFIG=${DS_CONFIG:-}              # zero2.json, zero3.json, or empty for plain DDP
+
+# --- where to run ---------------------------------------------------------------------------------
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+MASTER_PORT=${MASTER_PORT:-29500}
+if [ -z "${NPROC_PER_NODE:-}" ]; then  # one process per visible GPU, else 2 CPU processes
+  NPROC_PER_NODE=$(python -c "import torch; print(torch.cuda.device_count() or 2)")
+fi
+
+args=(--train_file_dir $DATA --output_dir "$OUTPUT_DIR" --model_max_length "$MAX_LENGTH" --template_name "$TEMPLATE")
+[ -n "$MODEL" ] && args+=(--model_name_or_path "$MODEL")
+[ -n "$DS_CONFIG" ] && args+=(--deepspeed "$DS_CONFIG")
+
+exec torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC_PER_NODE" \
+  --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \
+  supervised_finetuning.py "${args[@]}" "$@"
