@@ -275,14 +275,15 @@ def parse_args(dataclass_types, argv: Optional[list[str]] = None):
     gloo under torchrun), `bf16` on GPUs that support it, and `remove_unused_columns=False` (our
     collators need their own fields). Unknown flags raise an error.
     """
-    from transformers import HfArgumentParser, TrainingArguments
+    from transformers import HfArgumentParser
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith((".json", ".yaml", ".yml")) and not argv[0].startswith("-"):
         argv = _config_to_flags(argv[0]) + argv[1:]
 
     parser = HfArgumentParser(dataclass_types)
-    if any(t is TrainingArguments or issubclass(t, TrainingArguments) for t in dataclass_types):
+    # by name: importing TrainingArguments loads torch, which prepare_data.py does not need
+    if any(any(c.__name__ == "TrainingArguments" for c in t.__mro__) for t in dataclass_types):
         has_cuda, bf16 = _cuda_bf16()
         defaults: dict[str, Any] = {"remove_unused_columns": False, "report_to": "none",
                                     "output_dir": "outputs/run", "save_strategy": "steps"}

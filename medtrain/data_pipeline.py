@@ -16,12 +16,12 @@ from typing import Callable, Optional
 
 import torch
 
-from .arguments import DataArguments, default_cache_dir
+from .arguments import DataArguments
 from .block_dataset import BlockDataset
 from .distributed import DistInfo
 from .sources import DataError
 from .streaming import StreamingBlocks
-from .token_store import StoreBuilder, TokenCorpus, resolve_inputs
+from .token_store import prepare_store, resolve_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -60,27 +60,6 @@ class MaterializedBlocks(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self._load()[i]
-
-
-def prepare_store(paths, data_args: DataArguments, encoder, dist: DistInfo, what: str = "--train_file_dir",
-                  output_dir: Optional[str] = None) -> tuple[TokenCorpus, dict]:
-    """Token stores for `paths`: prepared ones as given, raw files built (or reused) under cache_dir
-    (or at `output_dir`)."""
-    stores, files = resolve_inputs(paths, what)
-    info = {"tokenized_this_run": False}
-    if files:
-        rank, world = dist.builders(data_args.prepare_on)
-        builder = StoreBuilder(
-            files, encoder, data_args.cache_dir or default_cache_dir(), data_args.skip_bad_lines,
-            data_args.max_document_chars,
-            num_proc=data_args.num_proc or dist.cpus_per_rank(), rank=rank, world=world,
-            fingerprint_mode=data_args.fingerprint, show_progress=dist.is_main, path=output_dir)
-        stores.append(builder.ensure(overwrite=data_args.overwrite_cache))
-        info["tokenized_this_run"] = builder.built_units > 0
-        info["units_tokenized_this_rank"] = builder.built_units
-    corpus = TokenCorpus(stores)
-    info.update(corpus.summary())
-    return corpus, info
 
 
 def build_datasets(data_args: DataArguments, encoder, dist: DistInfo, seed: int, batch_size: int = 1,

@@ -65,17 +65,17 @@ def setup_logging(info: DistInfo, level: int = logging.INFO) -> None:
     handler._medtrain = True
     root.addHandler(handler)
     root.setLevel(level if info.is_main else logging.WARNING)
-    try:
-        import datasets
+    # only libraries already loaded (prepare_data.py never loads transformers or torch)
+    if "transformers" in sys.modules:
         import transformers
 
-        verbosity = logging.INFO if info.is_main else logging.WARNING
-        transformers.utils.logging.set_verbosity(verbosity)
+        transformers.utils.logging.set_verbosity(logging.INFO if info.is_main else logging.WARNING)
         transformers.utils.logging.disable_default_handler()
         transformers.utils.logging.enable_propagation()
+    if "datasets" in sys.modules:
+        import datasets
+
         datasets.utils.logging.set_verbosity(logging.WARNING)
-    except Exception:  # pragma: no cover
-        pass
 
 
 def _free_port() -> int:

@@ -103,12 +103,16 @@ def run(argv: Optional[list[str]] = None) -> dict:
         return inspect(prep.inspect, prep.inspect_block, data_args, model_args)
     if not data_args.train_file_dir and not data_args.mixture:
         raise DataError("prepare_data.py needs --train_file_dir or --mixture (what to tokenize)")
-    from .data_pipeline import prepare_store
-    from .tokenization import TextEncoder, spec_from_tokenizer
+    from .token_store import prepare_store
+    from .tokenization import TextEncoder, load_tokenizer_spec
 
     t0 = time.time()
-    tok = _tokenizer(model_args)
-    encoder = TextEncoder(spec_from_tokenizer(tok, data_args.add_bos_token, data_args.add_eos_token),
+    name = model_args.tokenizer_name_or_path or model_args.model_name_or_path
+    if not name:
+        from .demo import ensure_demo_assets
+
+        name = ensure_demo_assets(model_args.demo_dir)
+    encoder = TextEncoder(load_tokenizer_spec(name, data_args.add_bos_token, data_args.add_eos_token),
                           data_args.text_field)
     if data_args.mixture:  # every source's own store, found again by fingerprint when training
         from .mixture import encoder_for, load_mixtures

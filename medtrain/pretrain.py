@@ -15,7 +15,7 @@ from transformers import TrainingArguments
 from .arguments import DataArguments, ModelArguments, parse_args
 from .demo import DEMO_CORPUS
 from .runner import run_main, run_training
-from .tokenization import TextEncoder, spec_from_tokenizer
+from .tokenization import TextEncoder, load_tokenizer_spec
 
 # Used when no model is given: the demo trains the tiny model on data/pretrain in about a minute.
 # User flags come after these, so they override them.
@@ -40,7 +40,7 @@ def parse_pretraining_args(argv: Optional[list[str]] = None):
 
 
 def text_encoder(tokenizer, data_args) -> TextEncoder:
-    spec = spec_from_tokenizer(tokenizer, data_args.add_bos_token, data_args.add_eos_token)
+    spec = load_tokenizer_spec(tokenizer.name_or_path, data_args.add_bos_token, data_args.add_eos_token, tokenizer)
     return TextEncoder(spec, data_args.text_field)
 
 

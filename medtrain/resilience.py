@@ -24,13 +24,23 @@ Preemption. `PreemptionCallback` turns SIGTERM and SIGUSR1 during training into 
 of every step the ranks all-reduce it (one float), so all of them stop after the same step even if
 only some got the signal; that step is saved as a complete checkpoint, `run_training` raises
 `Preempted`, and `run_main` exits with PREEMPTED_EXIT_CODE (143) after telling the torchrun agent of
-this node to stop instead of restarting the workers (torchrun restarts workers that exit non-zero).
-The rerun (`--resume_from_checkpoint auto`) continues at the next step with the same data position.
+this node to stop instead of restarting the workers (torchrun restarts workers that exit non-zero,
+up to --max-restarts, and exits 1 itself). The rerun (`--resume_from_checkpoint auto`) continues at
+the next step with the same data position. A signal before training starts, or after it ended,
+acts as usual (the process ends; nothing is lost that a checkpoint had).
+
+The launcher. `python -m medtrain.resilience torchrun ...` (what run_pt.sh and run_sft.sh exec) runs
+torchrun, passes SIGTERM/SIGUSR1/SIGINT/SIGHUP on to it (torchrun passes them on to the workers with
+--signals-to-handle), and exits with 143 when the workers stopped for preemption (they write the file
+named by MEDTRAIN_EXIT_FILE), or when it was sent SIGTERM/SIGUSR1 and the run failed before a
+checkpoint could be saved; with 2 (bad input) or 3 (memory guard) when a rank stopped for those, and
+told torchrun not to restart (a restart would fail the same way); otherwise with torchrun's status.
 
 Test hooks (environment, first torchrun attempt only, i.e. TORCHELASTIC_RESTART_COUNT unset or 0):
 MEDTRAIN_TEST_KILL_AT_STEP=<step>, MEDTRAIN_TEST_KILL_RANK=<rank> (default 0),
 MEDTRAIN_TEST_KILL_SIGNAL=SIGKILL|SIGTERM|SIGUSR1 (default SIGKILL),
-MEDTRAIN_TEST_KILL_TARGET=self|agent|launcher (this rank, its torchrun agent, the agent's parent),
+MEDTRAIN_TEST_KILL_TARGET=self|agent|launcher (this rank, its torchrun agent, the agent's parent:
+the launcher),
 MEDTRAIN_TEST_KILL_WHEN=step|save (at the end of the step, or inside the save of that step before the
 completion barrier). MEDTRAIN_WAIT_LOG_SECONDS changes the 60 s interval of the "waiting" log lines.
 """
@@ -45,25 +55,24 @@ import re
 import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Optional
-
-from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "checkpoint_complete.json"
 MARKER_FORMAT = 1
 # The exit code of a run stopped by SIGTERM/SIGUSR1 after saving its checkpoint: "preempted, resume
-# me" (128 + SIGTERM, what schedulers already read as "terminated"; run_pt.sh maps torchrun's own exit
-# status to it). Resume with the same command (--resume_from_checkpoint auto).
+# me" (128 + SIGTERM, what schedulers already read as "terminated"; the launcher maps torchrun's own
+# exit status to it). Resume with the same command (--resume_from_checkpoint auto).
 PREEMPTED_EXIT_CODE = 143
 PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
-# run_pt.sh sets this to a file; a rank that stops for preemption writes it, so the launcher knows
-# that torchrun's exit status means "preempted" (torchrun itself exits 1 when its workers fail or it
-# is signalled).
-PREEMPTED_FILE_ENV = "MEDTRAIN_PREEMPTED_FILE"
+# The launcher sets this to a file; a rank that ends with an exit code a restart would not change
+# (143 preempted, 2 bad input, 3 memory guard) writes it there, and the launcher exits with it (torchrun
+# itself exits 1 when its workers fail or it is signalled).
+EXIT_FILE_ENV = "MEDTRAIN_EXIT_FILE"
 AUTO = "auto"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -303,14 +312,15 @@ def complete_checkpoint(folder: str, args, state, keep: Optional[int] = None) ->
     marker = write_complete_marker(folder, state.global_step, getattr(args, "world_size", 1))
     logger.info("Checkpoint %s complete (%d files, %s bytes, marked in %s)", folder, len(marker["files"]),
                 f"{marker['bytes']:,}", COMPLETE_MARKER)
-    rotate_checkpoints(os.path.dirname(folder), keep, getattr(state, "best_model_checkpoint", None))
+    rotate_checkpoints(os.path.dirname(folder), keep, getattr(state, "best_model_checkpoint", None), current=folder)
 
 
-def rotate_checkpoints(output_dir: str, keep: Optional[int], best: Optional[str] = None) -> list[str]:
-    """`save_total_limit`, safely: keep the newest `keep` complete checkpoints (and the best one);
-    remove older complete ones, and incomplete ones older than the newest complete one (they can
-    never be resumed from). Never removes the newest complete checkpoint, nor anything when there
-    is none. Returns the removed paths."""
+def rotate_checkpoints(output_dir: str, keep: Optional[int], best: Optional[str] = None,
+                       current: Optional[str] = None) -> list[str]:
+    """`save_total_limit`, safely: keep the newest `keep` complete checkpoints (and the best one, and
+    `current`, the one just written); remove older complete ones, and incomplete ones older than the
+    newest complete one (they can never be resumed from). Never removes the newest complete
+    checkpoint, nor anything when there is none. Returns the removed paths."""
     if not keep or keep <= 0:
         return []
     found = list_checkpoints(output_dir)
@@ -318,13 +328,11 @@ def rotate_checkpoints(output_dir: str, keep: Optional[int], best: Optional[str]
     if not complete:
         return []
     newest = complete[-1]
-    keep_paths = set(complete[-keep:]) | {newest}
-    if best:
-        keep_paths.add(os.path.normpath(best))
+    protected = {os.path.normpath(p) for p in [*complete[-keep:], newest, best, current] if p}
     newest_step = checkpoint_step(newest)
     removed = []
     for step, path in found:
-        if os.path.normpath(path) in {os.path.normpath(k) for k in keep_paths}:
+        if os.path.normpath(path) in protected:
             continue
         if path in complete:
             why = f"save_total_limit {keep}"
@@ -366,10 +374,12 @@ class Preempted(Exception):
         super().__init__(f"preempted ({signals}) after step {step}; saved {checkpoint}")
 
 
-class PreemptionCallback(TrainerCallback):
+class _Preemption:
     """SIGTERM/SIGUSR1 during training: finish the step, agree with every rank (all-reduce of a stop
     flag at each step end), save a complete checkpoint of that step, stop. Also checks at the start of
-    training that every rank resumes from the same checkpoint, and runs the kill test hooks."""
+    training that every rank resumes from the same checkpoint, and runs the kill test hooks.
+    (`PreemptionCallback` is this on a TrainerCallback, made on first use: the launcher below imports
+    this module without transformers.)"""
 
     def __init__(self, resume_checkpoint: Optional[str] = None):
         self.resume_checkpoint = resume_checkpoint
@@ -406,10 +416,10 @@ class PreemptionCallback(TrainerCallback):
         self.install()
 
     def on_step_end(self, args, state, control, **kw):
-        test_hook("step", state.global_step)
+        test_hook("step", state.global_step, self.received)
         local = bool(self.received)
         if local and not self._announced:
-            logger.warning("rank %d received %s: finishing step %d, then every rank saves a checkpoint and the run "
+            logger.warning("rank %d received %s: every rank stops after step %d, saves a checkpoint, and the run "
                            "exits with code %d (preempted; rerun the same command to resume)", _rank(),
                            "+".join(sorted(set(self.received))), state.global_step, PREEMPTED_EXIT_CODE)
             self._announced = True
@@ -428,10 +438,30 @@ class PreemptionCallback(TrainerCallback):
         if self.stopped_at is None:
             self.restore()  # a signal after training (final save, evaluation) acts as usual
 
-    def raise_if_stopped(self) -> None:
+    @contextlib.contextmanager
+    def training(self):
+        """Around `trainer.train()`: raises Preempted after a preemption stop (its checkpoint saved);
+        puts the previous signal handlers back when training fails."""
+        try:
+            yield self
+        except BaseException:
+            self.restore()
+            raise
         if self.stopped_at is not None:
             raise Preempted(self.stopped_at, self.checkpoint, "+".join(sorted(set(self.received))) or "another rank",
                             self.restore)
+        self.restore()
+
+
+def __getattr__(name):
+    if name == "PreemptionCallback":
+        from transformers import TrainerCallback
+
+        cls = type("PreemptionCallback", (_Preemption, TrainerCallback), {"__module__": __name__,
+                                                                         "__doc__": _Preemption.__doc__})
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def stop_requested_anywhere(local: bool, device=None) -> bool:
@@ -469,7 +499,7 @@ def _parent_of(pid: int) -> Optional[int]:
 
 
 def exit_preempted(e: Preempted) -> int:
-    """End a preempted run: leave the process group cleanly, tell run_pt.sh (MEDTRAIN_PREEMPTED_FILE)
+    """End a preempted run: leave the process group cleanly, tell the launcher (MEDTRAIN_EXIT_FILE)
     and this node's torchrun agent (so it does not restart the workers), and return the exit code."""
     from .distributed import finish
 
@@ -487,32 +517,55 @@ def exit_preempted(e: Preempted) -> int:
         finish()
     except Exception as err:  # pragma: no cover - a rank already gone
         logger.warning("leaving the process group after preemption: %s", err)
-    path = os.environ.get(PREEMPTED_FILE_ENV)
-    if path:
-        try:
-            tmp = f"{path}.tmp.{os.getpid()}"
-            with open(tmp, "w") as fh:
-                json.dump({"step": e.step, "checkpoint": e.checkpoint, "signals": e.signals, "rank": _rank()}, fh)
-            os.replace(tmp, path)
-        except OSError as err:
-            logger.warning("could not write %s=%s: %s", PREEMPTED_FILE_ENV, path, err)
-    restarts = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0)
-    if elastic and restarts > 0 and os.environ.get("LOCAL_RANK", "0") == "0":
-        agent = os.getppid()
-        logger.warning("rank %d: asking the torchrun agent (pid %d) to stop rather than restart the workers "
-                       "(--max-restarts %d is for crashes, not preemption)", _rank(), agent, restarts)
-        try:
-            os.kill(agent, signal.SIGTERM)
-        except OSError:
-            pass
+    _tell_launcher(PREEMPTED_EXIT_CODE, f"preempted, {e.checkpoint} saved", step=e.step, checkpoint=e.checkpoint,
+                   signals=e.signals)
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        _stop_agent("--max-restarts is for crashes, not preemption")
     return PREEMPTED_EXIT_CODE
+
+
+def _tell_launcher(code: int, why: str, **more) -> None:
+    path = os.environ.get(EXIT_FILE_ENV)
+    if not path:
+        return
+    try:
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w") as fh:
+            json.dump({"exit_code": code, "why": why, "rank": _rank(), **more}, fh)
+        os.replace(tmp, path)
+    except OSError as err:
+        logger.warning("could not write %s=%s: %s", EXIT_FILE_ENV, path, err)
+
+
+def _stop_agent(why: str) -> None:
+    """Under torchrun with restarts left, ask this node's agent (our parent) to stop instead of
+    restarting the workers: it then stops them and exits (status 1, a SignalException traceback)."""
+    restarts = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0)
+    if not os.environ.get("TORCHELASTIC_RUN_ID") or restarts <= 0:
+        return
+    agent = os.getppid()
+    logger.warning("rank %d: asking the torchrun agent (pid %d) to stop rather than restart the workers (%s)",
+                   _rank(), agent, why)
+    try:
+        os.kill(agent, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def no_restart(code: int) -> int:
+    """For errors that a restart repeats (bad input, the memory guard): no restart; returns `code`."""
+    _tell_launcher(code, "bad input" if code == 2 else "memory guard" if code == 3 else "error")
+    _stop_agent("a restart would fail the same way")
+    return code
 
 
 # ---------------------------------------------------------------------------------------------------
 # test hooks
 # ---------------------------------------------------------------------------------------------------
-def test_hook(when: str, step: Optional[int]) -> None:
-    """MEDTRAIN_TEST_KILL_*: send a signal at a given step (see the module docstring)."""
+def test_hook(when: str, step: Optional[int], received: Optional[list] = None) -> None:
+    """MEDTRAIN_TEST_KILL_*: send a signal at a given step (see the module docstring). A preemption
+    signal sent to the agent or launcher comes back to this rank through them: the hook waits for it
+    (up to 60 s, `received` filled by the handler), so that the run stops at this very step."""
     at = os.environ.get("MEDTRAIN_TEST_KILL_AT_STEP")
     if not at or step is None or step != int(at):
         return
@@ -536,3 +589,89 @@ def test_hook(when: str, step: Optional[int]) -> None:
     os.kill(pid, sig)
     if sig == signal.SIGKILL and target == "self":  # pragma: no cover
         time.sleep(60)
+    if received is not None and target != "self":
+        deadline = time.time() + 60
+        while not received and time.time() < deadline:
+            time.sleep(0.01)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the launcher: `python -m medtrain.resilience torchrun ...` (run_pt.sh, run_sft.sh)
+# ---------------------------------------------------------------------------------------------------
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit() and _parent_of(int(entry)) == pid:
+            found.add(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def launch(cmd: list[str], shutdown_timeout: float = 300.0) -> int:
+    """Run `cmd` (torchrun ...) and return its exit status, or the exit code a rank wrote to
+    MEDTRAIN_EXIT_FILE (143 preempted; 2, 3: errors not restarted), or 143 when this process was sent
+    SIGTERM/SIGUSR1 and the run failed. SIGTERM/SIGUSR1/SIGINT/SIGHUP are passed on to `cmd` (torchrun
+    passes them on to the workers); after one, this waits for the workers too, as torchrun stops
+    waiting for them when it gets a second signal (e.g. Slurm signalling every process of the job)."""
+    import subprocess
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="medtrain-exit.")
+    os.close(fd)
+    child = subprocess.Popen(cmd, env={**os.environ, EXIT_FILE_ENV: path})
+    got: dict = {"signal": None, "workers": set()}
+
+    def forward(signum, frame):
+        got["signal"] = signal.Signals(signum).name
+        got["workers"] |= _children(child.pid)
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    for name in ("SIGTERM", "SIGUSR1", "SIGINT", "SIGHUP"):
+        signal.signal(getattr(signal, name), forward)
+    try:
+        rc = child.wait()
+        if got["signal"]:
+            deadline = time.time() + shutdown_timeout
+            while any(_alive(w) for w in got["workers"]) and time.time() < deadline:
+                time.sleep(0.5)
+        rc = 128 - rc if rc < 0 else rc  # killed by a signal: the shell's convention
+        with open(path) as fh:
+            told = fh.read().strip()
+    finally:
+        os.remove(path)
+    name = "medtrain launcher"
+    try:
+        told = json.loads(told) if told else {}
+    except ValueError:
+        told = {}
+    code = told.get("exit_code")
+    if code == PREEMPTED_EXIT_CODE:
+        print(f"{name}: preempted, checkpoint saved ({told.get('checkpoint')}, after step {told.get('step')}); exit "
+              f"code {code}: run the same command again to resume", file=sys.stderr, flush=True)
+        return code
+    if rc != 0 and got["signal"] in ("SIGTERM", "SIGUSR1"):
+        print(f"{name}: stopped by {got['signal']} before a checkpoint could be saved; exit code "
+              f"{PREEMPTED_EXIT_CODE}: rerunning resumes from the latest complete checkpoint", file=sys.stderr,
+              flush=True)
+        return PREEMPTED_EXIT_CODE
+    if rc != 0 and isinstance(code, int):
+        print(f"{name}: rank {told.get('rank')} ended with exit code {code} ({told.get('why')}), not restarted",
+              file=sys.stderr, flush=True)
+        return code
+    return rc
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m medtrain.resilience torchrun [torchrun arguments] script [arguments]")
+    sys.exit(launch(sys.argv[1:], float(os.environ.get("SHUTDOWN_TIMEOUT", "300") or 300)))

@@ -20,7 +20,7 @@ from .demo import ensure_demo_assets
 from .distributed import DistInfo, ensure_launcher_env, finish, gather_object, init_deepspeed_backend, setup_logging
 from .modeling import load_model, load_tokenizer, max_positions
 from .monitoring import MemoryGuard, MemoryGuardCallback, RunSummary, SummaryCallback, peak_rss_mb
-from .resilience import AUTO, Preempted, PreemptionCallback, exit_preempted, resolve_resume
+from .resilience import AUTO, Preempted, PreemptionCallback, exit_preempted, no_restart, resolve_resume
 from .sources import DataError
 from .streaming import MemoryGuardError
 from .trainer import MedTrainer, load_stream_state
@@ -104,8 +104,8 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
     summary.update(task=task, world_size=dist.world_size, packing_strategy=data_args.packing_strategy,
                    block_size=data_args.block_size, **data.summary)
 
-    result = trainer.train(resume_from_checkpoint=resume)
-    preemption.raise_if_stopped()  # SIGTERM/SIGUSR1: checkpoint saved, exit with PREEMPTED_EXIT_CODE
+    with preemption.training():  # SIGTERM/SIGUSR1: checkpoint saved, then Preempted (exit code 143)
+        result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     trainer.save_state()
     metrics = dict(result.metrics)
@@ -163,10 +163,10 @@ def run_main(run: Callable, argv: Optional[list[str]] = None) -> int:
         run(argv)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return no_restart(2)
     except MemoryGuardError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 3
+        return no_restart(3)
     except Preempted as e:
         return exit_preempted(e)
     finish()

@@ -534,3 +534,26 @@ def resolve_inputs(paths, what: str) -> tuple[list[str], list[SourceFile]]:
     for p in paths:
         (stores if os.path.isdir(p) and is_store(p) else raw).append(p)
     return stores, (find_files(raw, what) if raw else [])
+
+
+def prepare_store(paths, data_args, encoder, dist, what: str = "--train_file_dir",
+                  output_dir: Optional[str] = None) -> tuple[TokenCorpus, dict]:
+    """Token stores for `paths`: prepared ones as given, raw files built (or reused) under cache_dir
+    (or at `output_dir`)."""
+    from .arguments import default_cache_dir
+
+    stores, files = resolve_inputs(paths, what)
+    info = {"tokenized_this_run": False}
+    if files:
+        rank, world = dist.builders(data_args.prepare_on)
+        builder = StoreBuilder(
+            files, encoder, data_args.cache_dir or default_cache_dir(), data_args.skip_bad_lines,
+            data_args.max_document_chars,
+            num_proc=data_args.num_proc or dist.cpus_per_rank(), rank=rank, world=world,
+            fingerprint_mode=data_args.fingerprint, show_progress=dist.is_main, path=output_dir)
+        stores.append(builder.ensure(overwrite=data_args.overwrite_cache))
+        info["tokenized_this_run"] = builder.built_units > 0
+        info["units_tokenized_this_rank"] = builder.built_units
+    corpus = TokenCorpus(stores)
+    info.update(corpus.summary())
+    return corpus, info

@@ -65,6 +65,48 @@ def spec_from_tokenizer(tokenizer, add_bos: Optional[bool] = None, add_eos: bool
                          tokenizer.pad_token_id)
 
 
+def load_tokenizer_spec(name_or_path: str, add_bos: Optional[bool] = None, add_eos: bool = True,
+                        tokenizer=None) -> TokenizerSpec:
+    """The spec of a tokenizer, read straight from its `tokenizer.json` (and `tokenizer_config.json`)
+    when it is a local directory: no transformers or torch import, so `prepare_data.py` and its
+    worker processes stay small. Otherwise (a hub name, or no tokenizer.json) through transformers.
+    Both entry points use this, so they agree on the fingerprint."""
+    import json
+    import os
+
+    tj = os.path.join(name_or_path, "tokenizer.json") if name_or_path and os.path.isdir(name_or_path) else ""
+    if not (tj and os.path.exists(tj)):
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        return spec_from_tokenizer(tokenizer, add_bos, add_eos)
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(tj)
+    cfg_path = os.path.join(name_or_path, "tokenizer_config.json")
+    cfg = json.load(open(cfg_path, encoding="utf-8")) if os.path.exists(cfg_path) else {}
+
+    def special(key):
+        value = cfg.get(key)
+        value = value.get("content") if isinstance(value, dict) else value
+        return tok.token_to_id(value) if value else None
+
+    bos, eos, pad = special("bos_token"), special("eos_token"), special("pad_token")
+    if add_bos is None:
+        add_bos = cfg.get("add_bos_token")
+        if add_bos is None:
+            ids = tok.encode("a", add_special_tokens=True).ids
+            add_bos = bos is not None and len(ids) > 0 and ids[0] == bos
+    if add_bos and bos is None:
+        raise ValueError(f"{name_or_path}: --add_bos_token is set but the tokenizer has no bos_token")
+    if add_eos and eos is None:
+        raise ValueError(f"{name_or_path}: the tokenizer has no eos_token: set one in tokenizer_config.json or "
+                         "pass --add_eos_token false")
+    return TokenizerSpec(tok.to_str(), tok.get_vocab_size(with_added_tokens=True), bos, eos, bool(add_bos),
+                         bool(add_eos), pad if pad is not None else eos)
+
+
 def split_text(text: str, piece_chars: int = PIECE_CHARS) -> list[str]:
     """Cut `text` into pieces of at most `piece_chars`, just before a whitespace where there is one."""
     if len(text) <= piece_chars:

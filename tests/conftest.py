@@ -31,10 +31,11 @@ def tokenizer(demo_dir):
 
 
 @pytest.fixture(scope="session")
-def spec(tokenizer):
-    from medtrain.tokenization import spec_from_tokenizer
+def spec(demo_dir):
+    """The demo tokenizer's spec, loaded the way the entry points load it."""
+    from medtrain.tokenization import load_tokenizer_spec
 
-    return spec_from_tokenizer(tokenizer)
+    return load_tokenizer_spec(demo_dir)
 
 
 @pytest.fixture
