@@ -7,21 +7,15 @@ import json
 import logging
 import math
 import os
-import resource
 import time
 
 from transformers import TrainerCallback
 
+from .measure import peak_rss_mb
+
 logger = logging.getLogger(__name__)
 
 SUMMARY_FILE = "run_summary.json"
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (and of its finished children, e.g. tokenize workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return round(max(own, children), 1)
 
 
 class RunSummary:
@@ -83,50 +77,6 @@ class SummaryCallback(TrainerCallback):
                             first_logged_loss=self.first_loss, last_logged_loss=self.last_loss,
                             train_tokens_this_rank=slots, train_target_tokens_this_rank=targets,
                             train_tokens_per_second_this_rank=round(slots / secs, 1) if secs > 0 else None)
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return round(own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime, 3)
-
-
-def length_histogram(lengths, png_path: str | None = None, bins: int = 12) -> list[str]:
-    """A log-scale histogram of document lengths in tokens: text lines for the log, and a PNG."""
-    import numpy as np
-
-    lengths = np.asarray(lengths)
-    if len(lengths) == 0:
-        return ["(no documents)"]
-    hi = max(2, int(lengths.max()))
-    edges = np.unique(np.geomspace(1, hi + 1, bins + 1).astype(np.int64))
-    counts, edges = np.histogram(lengths, bins=edges)
-    width = max(counts.max(), 1)
-    lines = [f"{int(a):>9,}-{int(b) - 1:<9,} {int(c):>10,} {'#' * int(40 * c / width)}"
-             for a, b, c in zip(edges[:-1], edges[1:], counts)]
-    lines.append(f"documents {len(lengths):,}; tokens: min {int(lengths.min()):,}, median "
-                 f"{int(np.median(lengths)):,}, mean {lengths.mean():,.1f}, max {int(lengths.max()):,}")
-    if png_path:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots(figsize=(7, 3.5))
-            ax.hist(lengths, bins=edges, color="#3a7ca5")
-            ax.set_xscale("log")
-            ax.set_xlabel("document length (tokens)")
-            ax.set_ylabel("documents")
-            ax.set_title(f"{len(lengths):,} documents, {int(lengths.sum()):,} tokens")
-            fig.tight_layout()
-            fig.savefig(png_path + ".tmp.png", dpi=100)
-            plt.close(fig)
-            os.replace(png_path + ".tmp.png", png_path)
-        except ImportError:  # matplotlib is optional for the PNG
-            pass
-    return lines
 
 
 class MemoryGuard:

@@ -186,8 +186,8 @@ def latest_complete_checkpoint(output_dir: str, warn: bool = True) -> Optional[s
         if problem is None:
             return path
         if warn:
-            logger.warning("Skipping %s for --resume_from_checkpoint: %s. Taking the checkpoint before it. "
-                           "(To use it anyway, pass its path to --resume_from_checkpoint.)", path, problem)
+            logger.warning("Skipping %s for --resume_from_checkpoint: %s. Trying the checkpoint before it (to use "
+                           "this one anyway, pass its path to --resume_from_checkpoint).", path, problem)
     return None
 
 

@@ -39,6 +39,7 @@ from typing import Optional
 import numpy as np
 
 from .packing import BlockIndex, pack
+from .measure import peak_rss_mb
 from .sources import DataError, SkipCounter, SourceFile, WorkUnit, doc_hash, find_files, plan_units
 
 logger = logging.getLogger(__name__)
@@ -152,14 +153,9 @@ def build_unit(store: str, i: int, unit: WorkUnit, encoder, skip_bad: bool, max_
                "end": unit.end, "bytes": unit.nbytes, "documents": len(keys), "tokens": n_tokens,
                "skipped": skipped.to_dict(), "skipped_examples": skipped.examples[:5],
                "counters": encoder.counters(), "seconds": round(time.time() - t0, 3),
-               "peak_rss_mb": _peak_rss_mb()}
+               "peak_rss_mb": peak_rss_mb()}
     _atomic_write(paths["done"], json.dumps(summary).encode())
     return summary
-
-
-def _peak_rss_mb() -> float:
-    import resource
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _worker(job):
@@ -218,7 +214,7 @@ class StoreBuilder:
                     len(units), len(mine), self.num_proc)
         t_build = time.time()
         self._build(units, mine)
-        from .monitoring import cpu_seconds, peak_rss_mb
+        from .measure import cpu_seconds
 
         os.makedirs(os.path.join(self.path, "ranks"), exist_ok=True)
         _atomic_write(os.path.join(self.path, "ranks", f"{self.rank}.json"), json.dumps(
@@ -354,7 +350,7 @@ class StoreBuilder:
             except (OSError, ValueError):
                 pass
         lengths = np.concatenate([np.diff(np.load(_unit_paths(self.path, i)["docs"])) for i in range(len(units))])
-        from .monitoring import length_histogram
+        from .measure import length_histogram
 
         histogram = length_histogram(lengths, os.path.join(self.path, "doc_lengths.png"))
         manifest = {
