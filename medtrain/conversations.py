@@ -306,10 +306,8 @@ class ConversationEncoder:
 
     @property
     def tokenizer(self):
-        if self._tok is None:
-            from tokenizers import Tokenizer
-
-            self._tok = Tokenizer.from_str(self.spec.tokenizer_json)
+        if self._tok is None:  # the process's shared tokenizer for this spec (see TokenizerSpec.build)
+            self._tok = self.spec.build()._tok
         return self._tok
 
     @property

@@ -15,7 +15,8 @@ slot. Every slot loops over epochs forever (training stops at max_steps), so no 
 of batches before another; epoch e > 0 visits the slot's units in an order seeded by (seed, e).
 
 Shuffling and length grouping work on *windows*: consecutive blocks are gathered until the window
-holds `shuffle_buffer_size` blocks (or `batch_size * 64` with group_by_length), then the window is
+holds `shuffle_buffer_size` blocks (or `batch_size * 64` with group_by_length; the first windows of
+an epoch are smaller and double in size up to that, so the first batch comes quickly), then the window is
 permuted with a generator seeded by (seed, epoch, slot, window number), or sorted by length and cut
 into batches whose order is permuted, and emitted as batches.
 
@@ -43,8 +44,8 @@ from .tokenization import TextEncoder
 
 logger = logging.getLogger(__name__)
 
-TOKENIZE_BATCH_DOCS = 64
-TOKENIZE_BATCH_CHARS = 1 << 18
+TOKENIZE_BATCH_DOCS = 256
+TOKENIZE_BATCH_CHARS = 1 << 19
 GROUP_WINDOW_BATCHES = 64
 ORDERED_WINDOW = 64  # blocks per window when neither shuffling nor grouping (cursor granularity)
 
@@ -96,6 +97,12 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
         self.stats = {"documents": 0, "tokens": 0, "blocks": 0, "tokens_in_blocks": 0, "epochs_started": 0}
         self.resume_state: Optional[dict] = None   # {"world", "workers", "rotation", "slots": {slot: cursor}}
         self.window_size = self._window_size()
+
+    def _window_limit(self, w: int) -> int:
+        """Blocks in window w of an epoch: the first windows are small and double up to window_size, so
+        the first batch comes after a few blocks, not after a whole shuffle buffer."""
+        first = max(self.batch_size, 8)
+        return min(self.window_size, first << min(w, 30))
 
     def _window_size(self) -> int:
         if self.group_by_length:
@@ -223,7 +230,7 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
             if wstart is None:
                 wstart = before
             window.extend(blocks)
-            if len(window) >= self.window_size:
+            if len(window) >= self._window_limit(w):
                 for batch in self._window(window, wstart, epoch, slot, w, skip, emitted):
                     emitted += len(batch)
                     yield batch

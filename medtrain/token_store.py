@@ -299,7 +299,7 @@ class StoreBuilder:
 
                 ctx = mp.get_context("fork")
                 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker process
-                with ctx.Pool(min(self.num_proc, len(jobs)), maxtasksperchild=16) as pool:
+                with ctx.Pool(min(self.num_proc, len(jobs)), maxtasksperchild=64) as pool:
                     for res in pool.imap_unordered(_worker, jobs):
                         update(res)
         finally:

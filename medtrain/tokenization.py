@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 PIECE_CHARS = 1 << 20
+_BUILT: dict = {}  # fingerprint -> DocumentTokenizer, one per process
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,12 @@ class TokenizerSpec:
         return h.hexdigest()
 
     def build(self) -> "DocumentTokenizer":
-        return DocumentTokenizer(self)
+        """This process's tokenizer for the spec, built once and reused: a `tokenizers.Tokenizer` that is
+        dropped does not give its memory back, and a reused one keeps its cache warm."""
+        tok = _BUILT.get(self.fingerprint)
+        if tok is None:
+            tok = _BUILT[self.fingerprint] = DocumentTokenizer(self)
+        return tok
 
 
 def spec_from_tokenizer(tokenizer, add_bos: Optional[bool] = None, add_eos: bool = True) -> TokenizerSpec:
