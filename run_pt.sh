@@ -5,6 +5,11 @@
 #   DS_CONFIG=zero3.json bash run_pt.sh --max_steps 1000   # ZeRO-3; extra flags go to pretraining.py
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash run_pt.sh   # on host 1 of 2
 #   NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 bash run_pt.sh   # on host 2 of 2
+#
+# Runs that survive: a crashed or killed worker makes torchrun restart the group (MAX_RESTARTS times),
+# which resumes from the latest complete checkpoint (--resume_from_checkpoint auto). SIGTERM or SIGUSR1
+# (what Slurm and Kubernetes send before killing) makes every rank finish its step and save a
+# checkpoint; the script then exits with 143 ("preempted, resume me": run the same command again).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -24,10 +29,31 @@ if [ -z "${NPROC_PER_NODE:-}" ]; then  # one process per visible GPU, else 2 CPU
   NPROC_PER_NODE=$(python -c "import torch; print(torch.cuda.device_count() or 2)")
 fi
 
-args=(--train_file_dir $DATA --output_dir "$OUTPUT_DIR" --block_size "$BLOCK_SIZE")
+# --- surviving failures ---------------------------------------------------------------------------
+MAX_RESTARTS=${MAX_RESTARTS:-3}       # torchrun restarts the group this often after a crash (never after preemption)
+RESUME=${RESUME:-auto}                # --resume_from_checkpoint: auto (latest complete one, else fresh), a path, false
+SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-300}  # seconds the workers get to finish their step and save after SIGTERM/SIGUSR1
+# c10d: the nodes meet at MASTER_ADDR:MASTER_PORT, and again after a restart, with a fresh store each time
+# (torch's static rendezvous keeps its store across restarts, and stale keys can break the restarted group);
+# rank 0 goes to the node that the rendezvous picks (NODE_RANK is not used). static: NODE_RANK fixes the
+# ranks, but restarts are unreliable.
+RDZV_BACKEND=${RDZV_BACKEND:-c10d}
+
+args=(--train_file_dir $DATA --output_dir "$OUTPUT_DIR" --block_size "$BLOCK_SIZE" --resume_from_checkpoint "$RESUME")
 [ -n "$MODEL" ] && args+=(--model_name_or_path "$MODEL")
 [ -n "$DS_CONFIG" ] && args+=(--deepspeed "$DS_CONFIG")
 
-exec torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC_PER_NODE" \
-  --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \
+# The launcher (medtrain/resilience.py) runs torchrun, passes SIGTERM/SIGUSR1 on to it (torchrun passes them
+# on to the workers), and exits with 143 when the workers stopped for preemption, 2 for bad input (torchrun
+# itself exits 1 for any failure).
+if [ "$RDZV_BACKEND" = static ]; then
+  rdzv=(--node_rank "$NODE_RANK" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT")
+else
+  rdzv=(--rdzv-backend "$RDZV_BACKEND" --rdzv-endpoint "$MASTER_ADDR:$MASTER_PORT" --rdzv-id "${RDZV_ID:-medtrain}")
+  export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
+fi
+export SHUTDOWN_TIMEOUT
+exec python -m medtrain.resilience torchrun --nnodes "$NNODES" --nproc_per_node "$NPROC_PER_NODE" "${rdzv[@]}" \
+  --max-restarts "$MAX_RESTARTS" --shutdown-timeout "$SHUTDOWN_TIMEOUT" \
+  --signals-to-handle SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 \
   pretraining.py "${args[@]}" "$@"

@@ -6,6 +6,9 @@
 #   bash run_sft.sh --use_peft true --lora_rank 16           # LoRA (add --load_in_4bit true for QLoRA on GPUs)
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash run_sft.sh   # on host 1 of 2
 #   NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 bash run_sft.sh   # on host 2 of 2
+#
+# Runs that survive (as run_pt.sh): torchrun restarts the group after a crash, resuming from the latest
+# complete checkpoint; SIGTERM/SIGUSR1 save a checkpoint and end with exit code 143 (rerun to resume).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,10 +29,25 @@ if [ -z "${NPROC_PER_NODE:-}" ]; then  # one process per visible GPU, else 2 CPU
   NPROC_PER_NODE=$(python -c "import torch; print(torch.cuda.device_count() or 2)")
 fi
 
-args=(--train_file_dir $DATA --output_dir "$OUTPUT_DIR" --model_max_length "$MAX_LENGTH" --template_name "$TEMPLATE")
+# --- surviving failures (see run_pt.sh) -----------------------------------------------------------
+MAX_RESTARTS=${MAX_RESTARTS:-3}       # torchrun restarts the group this often after a crash (never after preemption)
+RESUME=${RESUME:-auto}                # --resume_from_checkpoint: auto (latest complete one, else fresh), a path, false
+SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-300}  # seconds the workers get to finish their step and save after SIGTERM/SIGUSR1
+RDZV_BACKEND=${RDZV_BACKEND:-c10d}    # c10d (restarts work; NODE_RANK not used) or static (NODE_RANK fixes the ranks)
+
+args=(--train_file_dir $DATA --output_dir "$OUTPUT_DIR" --model_max_length "$MAX_LENGTH" --template_name "$TEMPLATE"
+      --resume_from_checkpoint "$RESUME")
 [ -n "$MODEL" ] && args+=(--model_name_or_path "$MODEL")
 [ -n "$DS_CONFIG" ] && args+=(--deepspeed "$DS_CONFIG")
 
-exec torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC_PER_NODE" \
-  --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \
+if [ "$RDZV_BACKEND" = static ]; then
+  rdzv=(--node_rank "$NODE_RANK" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT")
+else
+  rdzv=(--rdzv-backend "$RDZV_BACKEND" --rdzv-endpoint "$MASTER_ADDR:$MASTER_PORT" --rdzv-id "${RDZV_ID:-medtrain}")
+  export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
+fi
+export SHUTDOWN_TIMEOUT
+exec python -m medtrain.resilience torchrun --nnodes "$NNODES" --nproc_per_node "$NPROC_PER_NODE" "${rdzv[@]}" \
+  --max-restarts "$MAX_RESTARTS" --shutdown-timeout "$SHUTDOWN_TIMEOUT" \
+  --signals-to-handle SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 \
   supervised_finetuning.py "${args[@]}" "$@"

@@ -95,7 +95,7 @@ def ensure_launcher_env() -> None:
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": os.environ.get("MASTER_PORT", str(_free_port()))})
 
 
-def init_deepspeed_backend() -> None:
+def init_deepspeed_backend(timeout_seconds: int = 1800) -> None:
     """With DeepSpeed and no GPU, start its process group on gloo before the model is created
     (ZeRO-3's zero.Init needs it; accelerate leaves the backend unset without a GPU). On GPUs the
     Trainer initialises NCCL itself."""
@@ -105,7 +105,9 @@ def init_deepspeed_backend() -> None:
         return
     import deepspeed
 
-    deepspeed.init_distributed(dist_backend="gloo")
+    from datetime import timedelta
+
+    deepspeed.init_distributed(dist_backend="gloo", timeout=timedelta(seconds=timeout_seconds))
 
 
 def finish() -> None:

@@ -80,7 +80,7 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
         _resume_stream(data.train, resume, training_args, dist)
 
     if training_args.deepspeed:
-        init_deepspeed_backend()  # before the model, so ZeRO-3 partitions it as it loads
+        init_deepspeed_backend(training_args.ddp_timeout)  # before the model, so ZeRO-3 partitions it as it loads
     model = load_model(model_args, tokenizer, gradient_checkpointing=training_args.gradient_checkpointing)
     positions = max_positions(model)
     if positions and data_args.block_size > positions:
@@ -134,18 +134,14 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
     return out
 
 
-def _resume_stream(dataset, resume, training_args, dist: DistInfo) -> None:
+def _resume_stream(dataset, resume: str, training_args, dist: DistInfo) -> None:
     """Restore the streaming position saved with the checkpoint, and turn off the Trainer's own
     skipping of batches (which would read and tokenize everything before the checkpoint again)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     if training_args.ignore_data_skip:
         logger.warning("--ignore_data_skip: the stream restarts from its beginning (documents already trained on "
                        "will be seen again)")
         return
-    checkpoint = get_last_checkpoint(training_args.output_dir) if resume is True else resume
-    if checkpoint is None:
-        return  # the Trainer reports that there is no checkpoint
+    checkpoint = resume  # a path: resilience.resolve_resume has chosen the checkpoint
     state = load_stream_state(checkpoint, dist.rank)
     if state is None:
         logger.warning("%s has no streaming position (data_state/); the Trainer will replay the stream up to "
