@@ -10,9 +10,8 @@
 `python pretraining.py --help` lists every argument. The machinery is in the `medtrain` package.
 """
 
-import sys
-
+from medtrain.distributed import exit_process
 from medtrain.pretrain import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

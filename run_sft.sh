@@ -40,14 +40,5 @@ args=(--train_file_dir $DATA --output_dir "$OUTPUT_DIR" --model_max_length "$MAX
 [ -n "$MODEL" ] && args+=(--model_name_or_path "$MODEL")
 [ -n "$DS_CONFIG" ] && args+=(--deepspeed "$DS_CONFIG")
 
-if [ "$RDZV_BACKEND" = static ]; then
-  rdzv=(--node_rank "$NODE_RANK" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT")
-else
-  rdzv=(--rdzv-backend "$RDZV_BACKEND" --rdzv-endpoint "$MASTER_ADDR:$MASTER_PORT" --rdzv-id "${RDZV_ID:-medtrain}")
-  export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
-fi
-export SHUTDOWN_TIMEOUT
-exec python -m medtrain.resilience torchrun --nnodes "$NNODES" --nproc_per_node "$NPROC_PER_NODE" "${rdzv[@]}" \
-  --max-restarts "$MAX_RESTARTS" --shutdown-timeout "$SHUTDOWN_TIMEOUT" \
-  --signals-to-handle SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 \
-  supervised_finetuning.py "${args[@]}" "$@"
+export NNODES NODE_RANK MASTER_ADDR MASTER_PORT NPROC_PER_NODE MAX_RESTARTS SHUTDOWN_TIMEOUT RDZV_BACKEND
+exec python -m medtrain.resilience supervised_finetuning.py "${args[@]}" "$@"

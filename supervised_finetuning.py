@@ -12,9 +12,8 @@ Inputs: ShareGPT, OpenAI messages or Alpaca records in .jsonl/.json/.parquet. `-
 argument. The machinery is in the `medtrain` package (medtrain/sft.py).
 """
 
-import sys
-
+from medtrain.distributed import exit_process
 from medtrain.sft import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

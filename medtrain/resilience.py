@@ -671,7 +671,34 @@ def launch(cmd: list[str], shutdown_timeout: float = 300.0) -> int:
     return rc
 
 
+def torchrun_command(script_and_args: list[str], env=os.environ) -> list[str]:
+    """The torchrun command of `run_pt.sh` / `run_sft.sh`, from their environment variables:
+    NNODES, NPROC_PER_NODE, MASTER_ADDR, MASTER_PORT, MAX_RESTARTS, SHUTDOWN_TIMEOUT, and RDZV_BACKEND
+    (c10d: nodes meet at MASTER_ADDR:MASTER_PORT with a fresh store at every restart, rank 0 goes to
+    the node the rendezvous picks; static: NODE_RANK fixes the ranks, but restarts are unreliable as
+    torch's static rendezvous keeps its store across restarts)."""
+    backend = env.get("RDZV_BACKEND", "c10d")
+    addr, port = env.get("MASTER_ADDR", "127.0.0.1"), env.get("MASTER_PORT", "29500")
+    if backend == "static":
+        rdzv = ["--node_rank", env.get("NODE_RANK", "0"), "--master_addr", addr, "--master_port", port]
+    else:
+        rdzv = ["--rdzv-backend", backend, "--rdzv-endpoint", f"{addr}:{port}", "--rdzv-id",
+                env.get("RDZV_ID", "medtrain")]
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", env.get("NNODES", "1"),
+            "--nproc_per_node", env.get("NPROC_PER_NODE", "1"), *rdzv,
+            "--max-restarts", env.get("MAX_RESTARTS", "3"), "--shutdown-timeout", env.get("SHUTDOWN_TIMEOUT", "300"),
+            "--signals-to-handle", "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1", *script_and_args]
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python -m medtrain.resilience torchrun [torchrun arguments] script [arguments]")
-    sys.exit(launch(sys.argv[1:], float(os.environ.get("SHUTDOWN_TIMEOUT", "300") or 300)))
+        sys.exit("usage: python -m medtrain.resilience SCRIPT [arguments]   (torchrun from the environment, "
+                 "see torchrun_command)\n       python -m medtrain.resilience torchrun [torchrun arguments] "
+                 "SCRIPT [arguments]")
+    if sys.argv[1] == "torchrun":
+        command = sys.argv[1:]
+    else:
+        if os.environ.get("RDZV_BACKEND", "c10d") != "static":
+            os.environ["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"  # a fresh store at every restart
+        command = torchrun_command(sys.argv[1:])
+    sys.exit(launch(command, float(os.environ.get("SHUTDOWN_TIMEOUT", "300") or 300)))
