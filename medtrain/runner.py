@@ -52,7 +52,9 @@ def setup(training_args) -> tuple[DistInfo, RunSummary]:
 
 
 def run_training(model_args, data_args, training_args, make_encoder: Callable, task: str = "pretraining",
-                 default_data: Optional[str] = None, callbacks: Optional[list] = None) -> dict:
+                 default_data: Optional[str] = None, callbacks: Optional[list] = None,
+                 extra_summary: Optional[Callable[[dict], dict]] = None) -> dict:
+    """The whole run. `extra_summary(summary so far)` returns task-specific entries for the summary."""
     dist, summary = setup(training_args)
     if model_args.model_name_or_path is None:
         model_args.model_name_or_path = ensure_demo_assets(model_args.demo_dir)
@@ -128,6 +130,8 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
             for name, n in part.items():
                 realized[name] = realized.get(name, 0) + n
         summary.update(**data.report(realized))
+    if extra_summary is not None:
+        summary.update(**extra_summary(summary.data))
     out = summary.finish()
     if dist.is_main and "eval_perplexity" in metrics:
         logger.info("Final perplexity on the validation set: %.2f", metrics["eval_perplexity"])

@@ -202,19 +202,17 @@ def preview(model_args, data_args, sft_args, out=None) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------------
+SFT_COUNTERS = ("truncated", "truncated_reply_cut", "dropped_no_target")
+
+
 def sft_counters(summary: dict) -> dict:
-    """Every SFT counter of the token stores the run used (train and eval), from their manifests."""
-    totals: dict = {}
-    for part in ("train", "eval"):
-        for store in (summary.get(part) or {}).get("stores") or []:
-            try:
-                with open(os.path.join(store, "manifest.json")) as fh:
-                    m = json.load(fh)
-            except (OSError, ValueError):
-                continue
-            for k in ("truncated", "truncated_reply_cut", "dropped_no_target"):
-                totals.setdefault(part, {})[k] = totals.get(part, {}).get(k, 0) + int(m.get(k, 0))
-    return totals
+    """The SFT counters of the run's data (train and eval stores, or the stream), from its summary."""
+    out = {}
+    for part in ("train", "eval", "streaming"):
+        found = {k: int(v) for k, v in (summary.get(part) or {}).items() if k in SFT_COUNTERS}
+        if found:
+            out[part] = found
+    return out
 
 
 def run(argv: Optional[list[str]] = None) -> dict:
@@ -227,26 +225,20 @@ def run(argv: Optional[list[str]] = None) -> dict:
         chosen["encoder"] = conversation_encoder(tokenizer, data_args, sft_args)
         return chosen["encoder"]
 
-    out = run_training(model_args, data_args, training_args, make_encoder, task="sft", default_data=DEMO_SFT_DATA)
-    enc = chosen["encoder"]
-    sft = {"template": enc.template_name, "data_format": sft_args.data_format, "max_length": data_args.block_size,
-           "system_prompt": enc.default_system(), "counters": sft_counters(out),
-           "padding_note": "train.padding_fraction is the padding up to block_size (model_max_length); "
-                           "batch_padding_fraction is the padding the collator really added (to the longest "
-                           "row of each batch)"}
-    out["sft"] = sft
-    if DistInfo.from_env().is_main:
-        path = os.path.join(training_args.output_dir, "run_summary.json")
-        if os.path.exists(path):
-            with open(path) as fh:
-                data = json.load(fh)
-            data["sft"] = sft
-            with open(path + ".tmp", "w") as fh:
-                json.dump(data, fh, indent=1, default=str)
-            os.replace(path + ".tmp", path)
+    def extra(summary: dict) -> dict:
+        enc = chosen["encoder"]
+        sft = {"template": enc.template_name, "data_format": sft_args.data_format,
+               "max_length": data_args.block_size, "system_prompt": enc.default_system(),
+               "counters": sft_counters(summary),
+               "padding_note": "train.padding_fraction is the padding up to block_size (model_max_length); "
+                               "batch_padding_fraction is the padding the collator really added (to the longest "
+                               "row of each batch)"}
         logger.info("SFT: template %s, max length %d; truncated/dropped: %s", enc.template_name,
                     data_args.block_size, sft["counters"])
-    return out
+        return {"sft": sft}
+
+    return run_training(model_args, data_args, training_args, make_encoder, task="sft", default_data=DEMO_SFT_DATA,
+                        extra_summary=extra)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
