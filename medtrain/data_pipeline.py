@@ -193,6 +193,10 @@ def _mixture(data_args: DataArguments, encoder, dist: DistInfo, seed: int, holdo
                     files, **dict(common, encoder=encoder_for(encoder, src)), split="eval",
                     holdout_percentage=holdout, loop=False), DEFAULT_STREAMING_EVAL_BLOCKS // len(sources)))
         train = StreamingMixture(names, streams, shares, batch_size)
+        if any(src.on_exhausted == "stop" for src in sources) or budgets or data_args.max_train_samples:
+            logger.warning("streaming mixture: every source's stream repeats when it runs out (on_exhausted: stop, "
+                           "token budgets and --max_train_samples apply to the token store only; here the shares "
+                           "hold for the whole run and --max_steps ends it)")
         report = plan_report(sources, available, None)
         log_plan(report, "streaming; available sizes are estimates")
         document_aware = streams[0].document_aware

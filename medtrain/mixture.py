@@ -91,6 +91,9 @@ def load_mixtures(files) -> list[Source]:
             sources.append(Source(entry["name"], paths, entry.get("weight"), entry.get("tokens"),
                                   entry.get("text_field"), policy, entry.get("num_tokens_avg"), where))
     names = [s.name for s in sources]
+    bad_names = [s.origin for s in sources if "/" in s.name or s.name == "mix"]
+    if bad_names:
+        raise DataError(f"{bad_names[0]}: a source name may not contain '/' or be 'mix' (reserved)")
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise DataError(f"--mixture: source names must be unique; repeated: {sorted(dup)}")
@@ -219,9 +222,19 @@ class StreamingMixture(torch.utils.data.IterableDataset):
         self.document_aware = streams[0].document_aware
         self.resume_state: Optional[dict] = None
 
+    def config_key(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(repr([self.names, self.shares, self.batch_size] +
+                                   [s.config_key() for s in self.streams]).encode()).hexdigest()[:16]
+
     def load_state_dict(self, state: dict, workers: int) -> None:
+        if state.get("config") not in (None, self.config_key()):
+            raise ValueError("the checkpoint's streaming position belongs to another mixture or other data "
+                             "settings; resume with the same ones, or pass --ignore_data_skip true")
+        state = dict(state, config=None)
         for name, stream in zip(self.names, self.streams):
-            sub = dict(state, slots={k.split("/", 1)[1]: v for k, v in state["slots"].items()
+            sub = dict(state, slots={k[len(name) + 1:]: v for k, v in state["slots"].items()
                                      if k.startswith(name + "/")})
             stream.load_state_dict(sub, workers)
         self.resume_state = state

@@ -15,10 +15,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import os
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Optional
+
+logger = logging.getLogger(__name__)
 
 LINE_FORMATS = ("txt", "jsonl")
 SUFFIXES = {
@@ -121,7 +124,8 @@ def _classify(path: str):
 
 
 def find_files(paths, what: str = "--train_file_dir") -> list[SourceFile]:
-    """Every supported file under `paths` (files or directories, searched recursively), in sorted order.
+    """Every supported file under `paths` (files or directories, searched recursively): the paths in the
+    order given, each directory's files sorted, before its subdirectories; a file reached twice is read once.
 
     A path that does not exist, or a directory without any supported file, is an error naming it.
     Hidden files and directories (starting with '.') are ignored.
@@ -129,6 +133,7 @@ def find_files(paths, what: str = "--train_file_dir") -> list[SourceFile]:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     found: list[SourceFile] = []
+    seen: set = set()
     for raw in paths:
         root = os.path.abspath(os.fspath(raw))
         if not os.path.exists(root):
@@ -151,6 +156,11 @@ def find_files(paths, what: str = "--train_file_dir") -> list[SourceFile]:
                 raise DataError(f"{what}: no supported data file under {raw} "
                                 f"(looked for {', '.join(SUFFIXES)}, recursively)")
         for full, rel in candidates:
+            real = os.path.realpath(full)
+            if real in seen:  # the same file through two of the given paths: read it once
+                logger.warning("%s: %s is already among the inputs; reading it once", what, full)
+                continue
+            seen.add(real)
             st = os.stat(full)
             fmt, comp = _classify(full)
             found.append(SourceFile(full, rel.replace(os.sep, "/"), st.st_size, st.st_mtime_ns, fmt, comp))
@@ -287,12 +297,18 @@ class RecordReader:
         if f.size == 0:
             self._empty()
             return
-        if f.fmt == "parquet":
-            yield from self._parquet()
-        elif f.fmt == "json" and self._is_json_array():
-            yield from self._json_array()
-        else:
-            yield from self._lines()
+        try:
+            if f.fmt == "parquet":
+                yield from self._parquet()
+            elif f.fmt == "json" and self._is_json_array():
+                yield from self._json_array()
+            else:
+                yield from self._lines()
+        except DataError:
+            raise
+        except (OSError, EOFError, ValueError) as e:  # truncated .gz/.zst, unreadable parquet, I/O errors
+            raise DataError(f"{f.path}: cannot read the file ({type(e).__name__}: {e}); after "
+                            f"{self.bytes_read:,} bytes") from None
 
     def _is_json_array(self) -> bool:
         """A .json file is one JSON document (an array, or a pretty-printed {"data": [...]}) or JSON lines."""

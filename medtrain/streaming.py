@@ -1,9 +1,10 @@
 """The streaming path: read, tokenize and pack on the fly, in constant memory, with no token store.
 
-`StreamingBlocks` is an `IterableDataset` of *batches* (lists of rows) that holds the same blocks as
-`BlockDataset` over a token store built from the same files: `packing.Packer` is fed the documents
-in the same order (with shuffling off, and one reader, the sequence is identical; with shuffling on,
-the first epoch holds the same multiset). Memory is bounded by one tokenize batch, the open block
+`StreamingBlocks` is an `IterableDataset` of *batches* (lists of rows). With one reader (one rank,
+no dataloader workers) it holds the same blocks as `BlockDataset` over a token store built from the
+same files: `packing.Packer` is fed the documents in the same order (with shuffling off the sequence
+is identical; with shuffling on, the first epoch holds the same multiset). With several readers each
+packs its own documents, so blocks at the edges of their shares differ. Memory is bounded by one tokenize batch, the open block
 and one window of blocks, whatever the corpus size; nothing is listed or counted before the first
 block.
 
@@ -12,7 +13,8 @@ work units (whole files, or byte ranges of large uncompressed ones); with fewer 
 every unit is read by every slot with a stride (each keeps the records whose key hashes to its
 phase). Units go to slots balanced by bytes, so every document of an epoch is read by exactly one
 slot. Every slot loops over epochs forever (training stops at max_steps), so no rank ever runs out
-of batches before another; epoch e > 0 visits the slot's units in an order seeded by (seed, e).
+of batches before another; with shuffling on, epoch e > 0 visits the slot's units in an order seeded
+by (seed, e). A slot with no document at all is an error (fewer readers are needed), not a hang.
 
 Shuffling and length grouping work on *windows*: consecutive blocks are gathered until the window
 holds `shuffle_buffer_size` blocks (or `batch_size * 64` with group_by_length; the first windows of
@@ -22,7 +24,7 @@ into batches whose order is permuted, and emitted as batches.
 
 Exact resume. Each batch carries a small cursor: its slot, epoch, window number and position in the
 window, and, on the first batch of a window, the state the window started from (unit, the key of the
-next document, the packer's open block with its tokens). The trainer keeps the last cursor of every
+next document, the packer's open block with the documents it refers to). The trainer keeps the last cursor of every
 slot and saves it with each checkpoint; a resumed run restarts each slot at its window's start and
 skips the batches already trained, so it re-reads at most one window, whatever the step.
 """
@@ -57,7 +59,8 @@ def slot_units(files: list[SourceFile], n_slots: int, slot: int, unit_bytes: int
     units = plan_units(files, unit_bytes, min_units=n_slots)
     if n_slots == 1:
         return units
-    if len(units) < n_slots:  # not enough to go round: every slot reads every unit with a stride
+    small = sum(f.size for f in files) < n_slots * (1 << 20)  # byte ranges this small may hold no line start
+    if len(units) < n_slots or small:  # not enough to go round: every slot reads every unit with a stride
         return [replace(u, stride=n_slots, phase=slot) for u in units]
     load = [0] * n_slots
     mine = [[] for _ in range(n_slots)]
@@ -96,6 +99,7 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
         self.skipped = SkipCounter()
         self.stats = {"documents": 0, "tokens": 0, "blocks": 0, "tokens_in_blocks": 0, "epochs_started": 0}
         self.resume_state: Optional[dict] = None   # {"world", "workers", "rotation", "slots": {slot: cursor}}
+        self._cap: Optional[int] = max_blocks
         self.window_size = self._window_size()
 
     def _window_limit(self, w: int) -> int:
@@ -133,6 +137,12 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
 
     def load_state_dict(self, state: dict, workers: int) -> None:
         """Resume from the cursors a checkpoint saved (see trainer.StreamCursorTracker)."""
+        if state.get("config") not in (None, self.config_key()):
+            raise ValueError(
+                "the checkpoint's streaming position belongs to other data settings (input files, batch size, "
+                "block size, packing, shuffle buffer, seed, holdout or length grouping changed), so it would "
+                "continue at the wrong place. Resume with the same settings, or pass --ignore_data_skip true to "
+                "restart the data stream from its beginning.")
         if state.get("world") != self.world or state.get("workers") != max(1, workers):
             raise ValueError(
                 f"the checkpoint's streaming position was saved with {state.get('world')} rank(s) x "
@@ -143,17 +153,40 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
         self.resume_state = state
 
     # -- iteration -------------------------------------------------------------------------------------
+    def config_key(self) -> str:
+        """What a saved position depends on: resuming is refused when any of it changed."""
+        import hashlib
+        import json
+
+        parts = [[f.path, f.size, f.mtime_ns] for f in self.files] + [
+            self.encoder.fingerprint, self.block_size, self.strategy, self.keep_last, self.split, self.holdout,
+            self.shuffle_buffer, self.seed, self.batch_size, self.group_by_length, self.max_blocks, self.unit_bytes]
+        return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
     def __iter__(self):
         slot, n_slots, _ = self._slot()
         units = slot_units(self.files, n_slots, slot, self.unit_bytes)
+        # --max_train_samples is for the whole run: each reader takes its share
+        self._cap = None if self.max_blocks is None else -(-self.max_blocks // n_slots)
         cursor = ((self.resume_state or {}).get("slots") or {}).get(str(slot))
+        if cursor and cursor.get("window_size"):
+            self.window_size = cursor["window_size"]  # as the memory guard had left it
         epoch = cursor["epoch"] if cursor else 0
         while True:
             self.stats["epochs_started"] += 1
             order = list(units)
             if epoch > 0 and self.shuffle_buffer > 0:
                 random.Random(f"{self.seed}-units-{epoch}-{slot}").shuffle(order)
-            yield from self._epoch(order, epoch, slot, cursor if cursor and cursor["epoch"] == epoch else None)
+            produced = False
+            for batch in self._epoch(order, epoch, slot, cursor if cursor and cursor["epoch"] == epoch else None):
+                produced = True
+                yield batch
+            if not produced and cursor is None:
+                from .sources import DataError
+
+                raise DataError(f"streaming reader {slot} of {n_slots} (rank {self.rank}) found no document in its "
+                                f"share of the input ({', '.join(u.describe() for u in units) or 'no file'}): "
+                                "use fewer ranks or dataloader workers, or more data")
             cursor = None
             if not self.loop:
                 return
@@ -234,7 +267,7 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
                 for batch in self._window(window, wstart, epoch, slot, w, skip, emitted):
                     emitted += len(batch)
                     yield batch
-                if self.max_blocks is not None and emitted >= self.max_blocks:
+                if self._cap is not None and emitted >= self._cap:
                     return
                 window, wstart, w, skip = [], None, w + 1, 0
                 self._check_memory()
@@ -256,8 +289,8 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
                 rng.shuffle(order)
             batches = [order[i: i + bs] for i in range(0, len(order), bs)]
         rows_before = emitted - sum(len(b) for b in batches[:skip])  # the epoch's rows before this window
-        if self.max_blocks is not None:  # the epoch's cap on blocks (max_train_samples)
-            room, capped = self.max_blocks - rows_before, []
+        if self._cap is not None:  # the epoch's cap on blocks (max_train_samples)
+            room, capped = self._cap - rows_before, []
             for b in batches:
                 if room <= 0:
                     break
@@ -267,7 +300,8 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
         for k in range(skip, len(batches)):
             batch = [dict(rows[i]) for i in batches[k]]
             batch[0]["_cursor"] = {"slot": slot, "epoch": epoch, "window": w, "batch": k, "rows": emitted,
-                                   "size": len(batch), "start": wstart if k == skip else None}
+                                   "size": len(batch), "start": wstart if k == skip else None,
+                                   "window_size": self.window_size}
             emitted += len(batch)
             yield batch
 

@@ -144,6 +144,9 @@ def build_unit(store: str, i: int, unit: WorkUnit, encoder, skip_bad: bool, max_
     finally:
         if mask_out is not None:
             mask_out.close()
+    for path in [f"{paths['tokens']}.{tag}"] + ([f"{paths['mask']}.{tag}"] if mask_out is not None else []):
+        with open(path, "rb") as fh:  # on disk before the done marker says so
+            os.fsync(fh.fileno())
     os.replace(f"{paths['tokens']}.{tag}", paths["tokens"])
     if mask_out is not None:
         os.replace(f"{paths['mask']}.{tag}", paths["mask"])
@@ -251,23 +254,33 @@ class StoreBuilder:
                             f"{self.path} or pass --overwrite_cache") from None
 
     def _clear_for_overwrite(self, t_start: float) -> None:
+        """Rank 0 removes the old store and writes a marker naming this launch; the other ranks wait for
+        that exact marker (not a time window), so a restart or a late rank never builds into the old one."""
+        env = os.environ
+        launch = "|".join(env.get(k, "") for k in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID",
+                                                     "TORCHELASTIC_RESTART_COUNT"))
         marker = os.path.join(self.path, "overwrite.json")
         if self.rank == 0:
             if os.path.isdir(self.path):
-                trash = f"{self.path}.old.{os.getpid()}"
+                trash = f"{self.path}.old.{socket.gethostname()}.{os.getpid()}"
                 os.replace(self.path, trash)
                 shutil.rmtree(trash, ignore_errors=True)
             os.makedirs(self.path, exist_ok=True)
-            _atomic_write(marker, json.dumps({"time": time.time()}).encode())
+            _atomic_write(marker, json.dumps({"launch": launch, "time": time.time()}).encode())
             logger.info("--overwrite_cache: rebuilding %s", self.path)
             return
-        while True:  # wait for rank 0 to clear the old store (ranks start within a minute of each other)
+        last_log = time.time()
+        while True:
             try:
                 with open(marker) as fh:
-                    if json.load(fh)["time"] > t_start - 60:
+                    if json.load(fh).get("launch") == launch:
                         return
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError):
                 pass
+            if time.time() - last_log >= 60:
+                logger.warning("rank %d waits for builder rank 0 to clear %s for --overwrite_cache", self.rank,
+                               self.path)
+                last_log = time.time()
             time.sleep(self.poll)
 
     def _build(self, units: list[WorkUnit], mine: list[int]) -> None:
@@ -409,6 +422,16 @@ class TokenCorpus:
             for u in m["units"]:
                 up = _unit_paths(p, u["unit"])
                 off = np.load(up["docs"])
+                itemsize = np.dtype(m["dtype"]).itemsize
+                expected = {up["tokens"]: int(off[-1]) * itemsize}
+                if m.get("has_mask"):
+                    expected[up["mask"]] = int(off[-1])
+                for path, size in expected.items():
+                    found = os.path.getsize(path) if os.path.exists(path) else None
+                    if found != size:
+                        raise DataError(f"{path}: {found} bytes, the store's index expects {size}: the store is "
+                                        f"damaged or was copied incompletely; rebuild it (--overwrite_cache) or "
+                                        f"copy it again")
                 lengths.append(np.diff(off))
                 starts.append(off[:-1])
                 keys.append(np.load(up["keys"]))

@@ -31,8 +31,9 @@ DATA_STATE_DIR = "data_state"
 class StreamCursorTracker:
     """The next position of every streaming slot of this rank, from the cursors of trained batches."""
 
-    def __init__(self, world: int, workers: int, rotation: int = 0, slots: dict | None = None):
-        self.world, self.workers, self.rotation = world, max(1, workers), rotation
+    def __init__(self, world: int, workers: int, rotation: int = 0, slots: dict | None = None,
+                 config: str | None = None):
+        self.world, self.workers, self.rotation, self.config = world, max(1, workers), rotation, config
         self.slots: dict = dict(slots or {})
         self.starts: dict = {}
         self.batches = 0
@@ -51,10 +52,11 @@ class StreamCursorTracker:
                 prev = self.slots.get(slot)  # a window begun before this run resumed
                 start = (c["epoch"], c["window"], prev["start"]) if prev else None
             self.slots[slot] = {"epoch": c["epoch"], "window": c["window"], "batch": c["batch"] + 1,
-                                "rows": c["rows"] + c["size"], "start": start[2] if start else None}
+                                "rows": c["rows"] + c["size"], "start": start[2] if start else None,
+                                "window_size": c.get("window_size")}
 
     def state_dict(self) -> dict:
-        return {"world": self.world, "workers": self.workers,
+        return {"world": self.world, "workers": self.workers, "config": self.config,
                 "rotation": (self.rotation + self.batches) % self.workers, "slots": self.slots}
 
 
@@ -75,8 +77,9 @@ class MedTrainer(Trainer):
         if isinstance(ds, torch.utils.data.IterableDataset):
             a = self.args
             resume = getattr(ds, "resume_state", None) or {}
+            key = ds.config_key() if hasattr(ds, "config_key") else None
             self.cursor_tracker = StreamCursorTracker(getattr(ds, "world", 1), a.dataloader_num_workers,
-                                                      resume.get("rotation", 0), resume.get("slots"))
+                                                      resume.get("rotation", 0), resume.get("slots"), key)
             return torch.utils.data.DataLoader(
                 ds, batch_size=None, collate_fn=self.data_collator, num_workers=a.dataloader_num_workers,
                 pin_memory=a.dataloader_pin_memory,

@@ -148,3 +148,12 @@ def test_prepared_stores_in_parts_equal_one_store(corpus_dir, spec, tmp_path):
     parts = TokenCorpus([p1, p2])
     assert parts.n_documents == whole.n_documents
     assert all(np.array_equal(parts.tokens(d), whole.tokens(d)) for d in range(whole.n_documents))
+
+
+def test_a_damaged_store_is_refused_naming_the_file(corpus_dir, spec, tmp_path):
+    path = StoreBuilder(find_files([corpus_dir]), spec, str(tmp_path), show_progress=False).ensure()
+    tokens = os.path.join(path, "units", "00000.tokens")
+    with open(tokens, "r+b") as fh:
+        fh.truncate(os.path.getsize(tokens) - 2)
+    with pytest.raises(ValueError, match=r"00000\.tokens: .* bytes, the store's index expects"):
+        TokenCorpus(path)

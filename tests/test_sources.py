@@ -734,3 +734,21 @@ def test_split_text_large_default_piece():
     _check_pieces(text, pieces, 1 << 20)
     assert len(pieces) == 3
     assert all(p[0] == " " for p in pieces[1:])
+
+
+def test_truncated_gzip_is_a_data_error_naming_the_file(tmp_path):
+    import gzip as _gzip
+
+    p = tmp_path / "a.jsonl.gz"
+    with _gzip.open(p, "wb") as fh:
+        fh.write(b"".join(b'{"text": "line %d"}\n' % i for i in range(5000)))
+    p.write_bytes(p.read_bytes()[:-200])
+    with pytest.raises(DataError, match=r"a\.jsonl\.gz: cannot read the file"):
+        list(RecordReader(plan_units(find_files([str(p)]))[0]))
+
+
+def test_a_file_given_twice_is_read_once(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.txt").write_text("x\n")
+    assert len(find_files([str(d), str(d / "a.txt"), str(d) + "/"])) == 1

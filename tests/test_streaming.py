@@ -215,3 +215,50 @@ def test_memory_guard_in_a_run_warns_once_and_stops_cleanly(demo_dir, tmp_path, 
     assert main(base + ["--output_dir", str(tmp_path / "b"), "--memory_guard_stop", "0.0"]) == 3
     err = capsys.readouterr().err
     assert "memory guard" in err and "--per_device_train_batch_size" in err
+
+
+def test_a_reader_without_documents_is_an_error_not_a_hang(tmp_path, spec):
+    from medtrain.sources import DataError
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "tiny.txt").write_text("one\ntwo\nthree\n")
+    files = find_files([str(tmp_path / "d")])
+    tokens, errors = 0, 0
+    for rank in range(4):  # 3 documents for 4 readers: at least one of them has none
+        ds = StreamingBlocks(files, spec, block_size=64, rank=rank, world=4, loop=False)
+        try:
+            tokens += sum(len(r["input_ids"]) for r in ds.rows())
+        except DataError as e:
+            assert "found no document in its share" in str(e)
+            errors += 1
+    assert errors >= 1
+    whole = StreamingBlocks(files, spec, block_size=64, loop=False)
+    assert tokens == sum(len(r["input_ids"]) for r in whole.rows())  # nothing lost among the others
+
+
+def test_resume_with_other_data_settings_is_refused(corpus_dir, spec):
+    files = find_files([corpus_dir])
+    tracker = StreamCursorTracker(1, 0, config=StreamingBlocks(files, spec, block_size=48, batch_size=2).config_key())
+    consume(StreamingBlocks(files, spec, block_size=48, batch_size=2), 3, tracker)
+    other = StreamingBlocks(files, spec, block_size=48, batch_size=4)
+    with pytest.raises(ValueError, match="belongs to other data settings"):
+        other.load_state_dict(tracker.state_dict(), workers=0)
+
+
+def test_memory_guard_shrink_is_part_of_the_position(corpus_dir, spec):
+    class OnceHigh(MemoryGuard):
+        calls = 0
+
+        def check(self):
+            OnceHigh.calls += 1
+            return "high" if OnceHigh.calls == 2 else "ok"
+
+    files = find_files([corpus_dir])
+    kw = dict(block_size=32, shuffle_buffer=64, batch_size=2, seed=9)
+    full = consume(StreamingBlocks(files, spec, memory_guard=OnceHigh(), **kw), 150, StreamCursorTracker(1, 0))
+    OnceHigh.calls = 0
+    tracker = StreamCursorTracker(1, 0)
+    consume(StreamingBlocks(files, spec, memory_guard=OnceHigh(), **kw), 100, tracker)
+    resumed = StreamingBlocks(files, spec, **kw)
+    resumed.load_state_dict(tracker.state_dict(), workers=0)
+    assert consume(resumed, 50, StreamCursorTracker(1, 0)) == full[100:]
