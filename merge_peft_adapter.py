@@ -9,7 +9,7 @@
 
 import sys
 
-from medtrain.merge import main
+from medtrain.cli.merge import main
 
 if __name__ == "__main__":
     sys.exit(main())

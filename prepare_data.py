@@ -10,7 +10,7 @@
 
 import sys
 
-from medtrain.prepare import main
+from medtrain.cli.prepare import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,8 +10,8 @@
 `python pretraining.py --help` lists every argument. The machinery is in the `medtrain` package.
 """
 
-from medtrain.distributed import exit_process
-from medtrain.pretrain import main
+from medtrain.runtime.distributed import exit_process
+from medtrain.cli.pretrain import main
 
 if __name__ == "__main__":
     exit_process(main())

@@ -12,8 +12,8 @@ Inputs: ShareGPT, OpenAI messages or Alpaca records in .jsonl/.json/.parquet. `-
 argument. The machinery is in the `medtrain` package (medtrain/sft.py).
 """
 
-from medtrain.distributed import exit_process
-from medtrain.sft import main
+from medtrain.runtime.distributed import exit_process
+from medtrain.cli.sft import main
 
 if __name__ == "__main__":
     exit_process(main())

@@ -163,16 +163,16 @@ def _medtrain_imports() -> None:
     import numpy  # noqa: F401
     import tokenizers  # noqa: F401
 
-    import medtrain.prepare  # noqa: F401
-    import medtrain.token_store  # noqa: F401
-    import medtrain.tokenization  # noqa: F401
+    import medtrain.cli.prepare  # noqa: F401
+    import medtrain.data.token_store  # noqa: F401
+    import medtrain.data.tokenization  # noqa: F401
 
 
 def worker_ours(spec: dict) -> None:
     """What `python prepare_data.py ARGS` runs (prepare_data.py is `sys.exit(medtrain.prepare.main())`),
     with the clock started after the imports."""
     _medtrain_imports()
-    import medtrain.prepare
+    import medtrain.cli.prepare
 
     cpu0, t0 = _cpu_now(), time.time()
     rc = medtrain.prepare.main(spec["argv"])
@@ -187,9 +187,9 @@ def worker_second_run(spec: dict) -> None:
     import transformers
     from transformers import TrainerCallback
 
-    import medtrain.pretrain
-    import medtrain.runner  # noqa: F401
-    import medtrain.trainer
+    import medtrain.cli.pretrain
+    import medtrain.training.runner  # noqa: F401
+    import medtrain.training.trainer
 
     marks: dict = {}
 
@@ -392,7 +392,7 @@ def ensure_tiny_model(args, work: str) -> str:
     path = os.path.join(work, "tiny-llama")
     if not os.path.exists(os.path.join(path, "config.json")):
         code = ("import sys; sys.path.insert(0, %r); from transformers import AutoTokenizer; "
-                "from medtrain.demo import build_model; tok = AutoTokenizer.from_pretrained(%r); "
+                "from medtrain.training.demo import build_model; tok = AutoTokenizer.from_pretrained(%r); "
                 "build_model(%r, len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, "
                 "pad_token_id=tok.pad_token_id)" % (REPO, os.path.abspath(args.tokenizer), path))
         subprocess.run([sys.executable, "-c", code], check=True)

@@ -35,9 +35,9 @@ BLOCK, BATCH, WINDOW = 1024, 8, 1000
 
 def _dataset(corpus: str, tokenizer: str):
     sys.path.insert(0, REPO)
-    from medtrain.sources import find_files
-    from medtrain.streaming import StreamingBlocks
-    from medtrain.tokenization import TextEncoder, load_tokenizer_spec
+    from medtrain.data.sources import find_files
+    from medtrain.data.streaming import StreamingBlocks
+    from medtrain.data.tokenization import TextEncoder, load_tokenizer_spec
 
     enc = TextEncoder(load_tokenizer_spec(tokenizer))
     return StreamingBlocks(find_files([corpus]), enc, BLOCK, "concat", shuffle_buffer=WINDOW, batch_size=BATCH,
@@ -54,7 +54,7 @@ def worker(spec: dict) -> dict:
     import torch  # noqa: F401  (imports before the clock)
 
     sys.path.insert(0, REPO)
-    from medtrain.trainer import StreamCursorTracker
+    from medtrain.training.trainer import StreamCursorTracker
 
     kind, out = spec["kind"], {}
     if kind == "first_batch":  # median of 3 (sub-second numbers on a shared machine are noisy)

@@ -39,9 +39,9 @@ def main(argv=None) -> int:
     from transformers import AutoTokenizer
 
     from make_corpus import data_files
-    from medtrain.sources import RecordReader, WorkUnit, find_files
-    from medtrain.token_store import build_unit
-    from medtrain.tokenization import TextEncoder, spec_from_tokenizer
+    from medtrain.data.sources import RecordReader, WorkUnit, find_files
+    from medtrain.data.token_store import build_unit
+    from medtrain.data.tokenization import TextEncoder, spec_from_tokenizer
 
     files = data_files(args.corpus)
     encoder = TextEncoder(spec_from_tokenizer(AutoTokenizer.from_pretrained(args.tokenizer)))

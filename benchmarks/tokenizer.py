@@ -65,7 +65,7 @@ def ensure_tokenizer(corpus: str, out: str, vocab_size: int = 32000, sample_byte
         with open(meta_path) as fh:
             if json.load(fh).get("params") == params:
                 return out
-    from medtrain.demo import build_tokenizer
+    from medtrain.training.demo import build_tokenizer
 
     t0 = time.time()
     tmp = f"{out}.tmp.{os.getpid()}"

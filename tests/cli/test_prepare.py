@@ -1,0 +1,110 @@
+"""prepare_data.py: alone, under torchrun, on two nodes without a shared filesystem, killed and
+resumed; all give the blocks of the streaming path."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from medtrain.cli.prepare import main as prepare_main
+from medtrain.data.sources import find_files
+from medtrain.data.streaming import StreamingBlocks
+from medtrain.data.token_store import TokenCorpus
+
+from helpers.launch import ROOT, free_port, launch_env, torchrun
+
+CORPUS = os.path.join(ROOT, "data", "pretrain")
+
+
+def rows_of_store(path, bs=80, strategy="group_by_text"):
+    corpus = TokenCorpus(path)
+    index = corpus.blocks(bs, strategy)
+    return [tuple(corpus.block_tokens(index, b)["input_ids"].tolist()) for b in range(index.n_blocks)]
+
+
+@pytest.fixture(scope="module")
+def streamed(spec):
+    ds = StreamingBlocks(find_files([CORPUS]), spec, 80, "group_by_text", loop=False)
+    return [tuple(r["input_ids"].tolist()) for r in ds.rows()]
+
+
+def prep_args(demo_dir, out, *extra):
+    return ["--tokenizer_name_or_path", demo_dir, "--train_file_dir", CORPUS, "--output_dir", str(out), *extra]
+
+
+def test_prepare_alone_equals_streaming(demo_dir, tmp_path, streamed, capsys):
+    assert prepare_main(prep_args(demo_dir, tmp_path / "s", "--num_proc", "2")) == 0
+    assert rows_of_store(tmp_path / "s") == streamed
+    m = json.load(open(tmp_path / "s" / "manifest.json"))
+    assert m["documents"] == 360 and len(m["document_length_histogram"]) > 3
+    assert os.path.exists(tmp_path / "s" / "doc_lengths.png")
+    # a second run reuses it, and says how to force a rebuild
+    assert prepare_main(prep_args(demo_dir, tmp_path / "s")) == 0
+    # --inspect prints the statistics and decodes a block
+    capsys.readouterr()
+    assert prepare_main(["--inspect", str(tmp_path / "s"), "--inspect_block", "0", "--block_size", "16",
+                         "--tokenizer_name_or_path", demo_dir]) == 0
+    out = capsys.readouterr().out
+    assert "documents: 360" in out and "block 0: pieces" in out and "--- document 0" in out
+
+
+def test_store_in_another_directory_is_not_overwritten(demo_dir, tmp_path, capsys):
+    assert prepare_main(prep_args(demo_dir, tmp_path / "s")) == 0
+    assert prepare_main(prep_args(demo_dir, tmp_path / "s", "--text_field", "body")) == 2
+    assert "holds a token store of other inputs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_prepare_with_torchrun_two_ranks(demo_dir, tmp_path, streamed):
+    torchrun(2, "prepare_data.py", prep_args(demo_dir, tmp_path / "s", "--num_proc", "1"))
+    assert rows_of_store(tmp_path / "s") == streamed
+    m = json.load(open(tmp_path / "s" / "manifest.json"))
+    assert sorted(r["rank"] for r in m["ranks"]) == [0, 1]
+    assert all(r["units_built"] > 0 for r in m["ranks"])  # both ranks did part of the work
+
+
+@pytest.mark.slow
+def test_two_nodes_without_shared_filesystem_prepare_on_local(demo_dir, tmp_path, streamed):
+    port = free_port()
+    procs = []
+    for node in (0, 1):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node),
+               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
+               os.path.join(ROOT, "prepare_data.py"),
+               *prep_args(demo_dir, tmp_path / f"node{node}" / "store", "--prepare_on", "local", "--num_proc", "1")]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=launch_env(), stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        out = p.communicate(timeout=300)[0]
+        assert p.returncode == 0, out[-4000:]
+    for node in (0, 1):  # each node built its whole own copy
+        assert rows_of_store(tmp_path / f"node{node}" / "store") == streamed
+
+
+def test_killed_build_resumes_from_finished_units(demo_dir, tmp_path, streamed):
+    out = tmp_path / "s"
+    args = [sys.executable, os.path.join(ROOT, "prepare_data.py"),
+            *prep_args(demo_dir, out, "--num_proc", "1")]
+    env = launch_env(MEDTRAIN_TEST_SLOW_UNIT_SECONDS=1.5)
+    # 1.5 s per unit: kill it after the first unit is complete
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not os.path.exists(out / "units" / "00000.json"):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not os.path.exists(out / "manifest.json")
+    done_before = sorted(f for f in os.listdir(out / "units") if f.endswith(".json"))
+    assert 1 <= len(done_before) < len(json.load(open(out / "plan.json")))
+    n_units = len(json.load(open(out / "plan.json")))
+    # resume with other worker counts: the plan on disk, not the new counts, defines the units
+    proc = subprocess.run(args[:-2] + ["--num_proc", "2"], cwd=ROOT, env=launch_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert f"{len(done_before)} of {n_units} units already done" in proc.stdout
+    assert rows_of_store(out) == streamed

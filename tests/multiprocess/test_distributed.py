@@ -1,0 +1,168 @@
+"""Distributed training as users launch it: torchrun, DeepSpeed ZeRO-2/3, LoRA, two nodes, slow builds."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+import torch
+
+from helpers.launch import ROOT, free_port, load_weights, logged_losses, single, launch_env, torchrun
+
+pytestmark = pytest.mark.slow
+
+
+def args(demo_dir, tmp_path, out, *extra):
+    return ["--model_name_or_path", demo_dir, "--cache_dir", str(tmp_path / "cache"), "--output_dir",
+            str(tmp_path / out), "--block_size", "64", "--learning_rate", "3e-3", "--logging_steps", "1",
+            "--seed", "11", "--validation_split_percentage", "0", "--num_proc", "1", *extra]
+
+
+def assert_same_weights(a, b, atol=1e-5):
+    wa, wb = load_weights(a), load_weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.allclose(wa[k].float(), wb[k].float(), atol=atol), (k, (wa[k] - wb[k]).abs().max())
+
+
+def test_two_processes_train_as_one_group(demo_dir, tmp_path):
+    common = ["--max_steps", "5", "--train_sampling_strategy", "sequential", "--save_strategy", "no"]
+    single("pretraining.py", args(demo_dir, tmp_path, "one", "--per_device_train_batch_size", "4", *common))
+    proc = torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "two", "--per_device_train_batch_size", "2",
+                                              *common))
+    summary = json.load(open(tmp_path / "two" / "run_summary.json"))
+    assert summary["world_size"] == 2 and len(summary["peak_memory_mb_per_rank"]) == 2
+    one, two = logged_losses(tmp_path / "one"), logged_losses(tmp_path / "two")
+    assert len(one) == 5
+    for step in one:
+        assert two[step] == pytest.approx(one[step], rel=1e-5)
+    assert_same_weights(tmp_path / "one", tmp_path / "two")
+    assert "INFO medtrain.monitoring: Run summary" in proc.stdout  # rank 0 reports ...
+    assert "[rank 1]" not in proc.stdout.split("Run summary")[0].split("\n")[-1]  # ... without a rank prefix
+
+
+@pytest.mark.parametrize("zero", ["zero2.json", "zero3.json"])
+def test_deepspeed_checkpoint_and_resume(demo_dir, tmp_path, zero):
+    ds = ["--deepspeed", os.path.join(ROOT, zero), "--per_device_train_batch_size", "2", "--max_steps", "6",
+          "--save_steps", "3"]
+    torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "full", *ds))
+    # resume from the step-3 checkpoint of that run, in a fresh output directory
+    os.makedirs(tmp_path / "resumed")
+    shutil.copytree(tmp_path / "full" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
+    torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "resumed", *ds, "--resume_from_checkpoint", "true"))
+    full, resumed = logged_losses(tmp_path / "full"), logged_losses(tmp_path / "resumed")
+    for step in (4, 5, 6):
+        assert resumed[step] == pytest.approx(full[step], rel=1e-5)
+    assert_same_weights(tmp_path / "full", tmp_path / "resumed")
+    if zero == "zero3.json":
+        # the consolidated 16-bit save loads with plain from_pretrained and is the trained model:
+        # its logits equal those of the fp32 weights gathered from the final ZeRO checkpoint
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+        from transformers import AutoModelForCausalLM
+
+        saved = AutoModelForCausalLM.from_pretrained(tmp_path / "full").eval()
+        ref = AutoModelForCausalLM.from_pretrained(tmp_path / "full").eval()
+        state = get_fp32_state_dict_from_zero_checkpoint(str(tmp_path / "full" / "checkpoint-6"))
+        ref.load_state_dict(state, strict=False)
+        x = torch.randint(3, 1000, (2, 24))
+        with torch.no_grad():
+            assert torch.allclose(saved(x, use_cache=False).logits, ref(x, use_cache=False).logits, atol=1e-5)
+        base = AutoModelForCausalLM.from_pretrained(demo_dir).eval()
+        with torch.no_grad():
+            assert not torch.allclose(saved(x, use_cache=False).logits, base(x, use_cache=False).logits, atol=1e-3)
+
+
+def test_lora_trains_saves_loads_and_resumes(demo_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    lora = ["--use_peft", "true", "--lora_rank", "4", "--per_device_train_batch_size", "4", "--max_steps", "6",
+            "--save_steps", "3"]
+    single("pretraining.py", args(demo_dir, tmp_path, "lora", *lora))
+    out = tmp_path / "lora"
+    assert os.path.exists(out / "adapter_model.safetensors") and not os.path.exists(out / "model.safetensors")
+    cfg = json.load(open(out / "adapter_config.json"))
+    assert set(cfg["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                          "down_proj"}
+    base = AutoModelForCausalLM.from_pretrained(demo_dir).eval()
+    x = torch.randint(3, 1000, (1, 16))
+    with torch.no_grad():
+        before = base(x, use_cache=False).logits
+        tuned = PeftModel.from_pretrained(base, str(out)).eval()
+        after = tuned(x, use_cache=False).logits
+    assert not torch.allclose(before, after, atol=1e-4)
+    os.makedirs(tmp_path / "lora2")
+    shutil.copytree(out / "checkpoint-3", tmp_path / "lora2" / "checkpoint-3")
+    single("pretraining.py", args(demo_dir, tmp_path, "lora2", *lora, "--resume_from_checkpoint", "true"))
+    a, b = logged_losses(out), logged_losses(tmp_path / "lora2")
+    for step in (4, 5, 6):
+        assert b[step] == pytest.approx(a[step], rel=1e-5)
+
+
+def test_lora_under_zero2_with_two_processes(demo_dir, tmp_path):
+    torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "lz", "--use_peft", "true", "--deepspeed",
+                                       os.path.join(ROOT, "zero2.json"), "--per_device_train_batch_size", "2",
+                                       "--max_steps", "8", "--save_steps", "8"))
+    losses = logged_losses(tmp_path / "lz")
+    assert losses[8] < losses[1]
+    assert os.path.exists(tmp_path / "lz" / "adapter_model.safetensors")
+
+
+def test_two_simulated_nodes_through_run_pt_sh(demo_dir, tmp_path):
+    port = free_port()
+    procs = []
+    for node in (0, 1):
+        env = launch_env(NNODES=2, NODE_RANK=node, NPROC_PER_NODE=1, MASTER_ADDR="127.0.0.1", MASTER_PORT=port,
+                       MODEL=demo_dir, DATA=os.path.join(ROOT, "data", "pretrain"),
+                       OUTPUT_DIR=str(tmp_path / "nodes"), BLOCK_SIZE=64)
+        procs.append(subprocess.Popen(
+            ["bash", os.path.join(ROOT, "run_pt.sh"), "--cache_dir", str(tmp_path / "cache"), "--max_steps", "4",
+             "--per_device_train_batch_size", "2", "--save_steps", "4", "--logging_steps", "1", "--num_proc", "1"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=300)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise AssertionError("two-node run timed out:\n" + "\n=====\n".join(
+                (q.communicate()[0] or "")[-3000:] for q in procs))
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-5000:]
+    summary = json.load(open(tmp_path / "nodes" / "run_summary.json"))
+    assert summary["world_size"] == 2
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(tmp_path / "nodes")
+    assert os.path.isdir(tmp_path / "nodes" / "checkpoint-4")
+
+
+def test_slow_store_build_does_not_hit_ddp_timeout(demo_dir, tmp_path):
+    t0 = time.time()
+    torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "slow", "--ddp_timeout", "10", "--max_steps", "3",
+                                       "--per_device_train_batch_size", "2", "--save_strategy", "no"),
+             MEDTRAIN_TEST_SLOW_UNIT_SECONDS=12, MEDTRAIN_TEST_SLOW_RANK=1)
+    assert time.time() - t0 > 12  # the build really was slower than the timeout
+    assert len(logged_losses(tmp_path / "slow")) == 3
+    summary = json.load(open(tmp_path / "slow" / "run_summary.json"))
+    assert len(set(map(tuple, summary["stores_per_rank"]))) == 1  # both ranks use the same store
+    assert summary["train"]["tokenized_this_run"] is True
+
+
+def test_streaming_resume_under_torchrun(demo_dir, tmp_path):
+    st = ["--streaming", "true", "--shuffle_buffer_size", "16", "--per_device_train_batch_size", "2",
+          "--max_steps", "6", "--save_steps", "3"]
+    torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "full", *st))
+    os.makedirs(tmp_path / "resumed")
+    shutil.copytree(tmp_path / "full" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
+    assert sorted(os.listdir(tmp_path / "full" / "checkpoint-3" / "data_state")) == ["rank0.pt", "rank1.pt"]
+    proc = torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "resumed", *st, "--resume_from_checkpoint",
+                                              "true"))
+    assert "Resuming the stream of rank 0" in proc.stdout and "Fast-forwarding" not in proc.stdout
+    full, resumed = logged_losses(tmp_path / "full"), logged_losses(tmp_path / "resumed")
+    for step in (4, 5, 6):
+        assert resumed[step] == pytest.approx(full[step], rel=1e-5)
+    assert_same_weights(tmp_path / "full", tmp_path / "resumed")
