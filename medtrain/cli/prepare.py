@@ -77,15 +77,15 @@ def inspect(path: str, block: Optional[int], data_args: DataArguments, model_arg
         if not 0 <= block < index.n_blocks:
             raise DataError(f"--inspect_block {block} is out of range: this store has {index.n_blocks} blocks "
                             f"at block_size {data_args.block_size}")
-        row = corpus.block_tokens(index, block)
+        row = corpus.block_row(index, block)
         print(f"  block {block}: pieces (document, start, length) = {index.pieces(block)}")
-        print(f"  input_ids: {row['input_ids'].tolist()}")
+        print(f"  input_ids: {row.input_ids.tolist()}")
         try:
             tok = _tokenizer(model_args)
             off = 0
             for (d, s, n) in index.pieces(block):
                 print(f"  --- document {d}, tokens {s}..{s + n - 1} ---")
-                print(tok.decode(row["input_ids"][off: off + n].tolist()))
+                print(tok.decode(row.input_ids[off: off + n].tolist()))
                 off += n
         except Exception as e:  # decoding is a convenience: ids were printed already
             print(f"  (no tokenizer to decode with: {e})")
@@ -115,14 +115,14 @@ def run(argv: Optional[list[str]] = None) -> dict:
     encoder = TextEncoder(load_tokenizer_spec(name, data_args.add_bos_token, data_args.add_eos_token),
                           data_args.text_field)
     if data_args.mixture:  # every source's own store, found again by fingerprint when training
-        from medtrain.data.mixture import encoder_for, load_mixtures
+        from medtrain.data.mixture import load_mixtures
 
         if prep.output_dir:
             raise DataError("--output_dir does not apply to --mixture: each source's store goes under --cache_dir "
                             "by fingerprint, where pretraining.py --mixture finds it")
         info = {}
         for src in load_mixtures(data_args.mixture):
-            corpus, info[src.name] = prepare_store(src.paths, data_args, encoder_for(encoder, src), dist, src.origin)
+            corpus, info[src.name] = prepare_store(src.paths, data_args, encoder.for_source(src.text_field), dist, src.origin)
         info["seconds"] = round(time.time() - t0, 2)
         if dist.is_main:
             logger.info("Prepared the mixture's sources: %s", json.dumps(info, default=str))

@@ -6,8 +6,9 @@ label of each piece is ignored (-100), so transformers' packed-sequence attentio
 per-document masks, or flash-attention varlen lengths, from position_ids that restart, when no
 attention_mask is passed) keeps every token inside its own document. Padding forms its own span
 with ignored labels, so no attention_mask is needed. Every row of the batch is kept as it is: a
-short or odd batch is padded, never replaced. The batch also carries `_meta` (real and padded token
-counts, streaming cursors), which the trainer removes before the model sees the batch.
+short or odd batch is padded, never replaced. The batch also carries a `rows.BatchMeta` under
+`rows.META_KEY` (real and padded token counts, stream cursors, tokens per mixture source), which the
+trainer removes before the model sees the batch.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import numpy as np
 import torch
 
 from medtrain.data.packing import row_layout
-
-IGNORE_INDEX = -100
+from medtrain.data.rows import IGNORE_INDEX, META_KEY, BatchMeta, Row
 
 
 class BlockCollator:
@@ -26,9 +26,8 @@ class BlockCollator:
         self.document_aware = document_aware
         self.pad_to_multiple_of = pad_to_multiple_of
 
-    def __call__(self, rows: list[dict]) -> dict:
-        cursors = [r["_cursor"] for r in rows if "_cursor" in r] + [c for r in rows for c in r.get("_cursor_list", [])]
-        longest = max(len(r["input_ids"]) for r in rows)
+    def __call__(self, rows: list[Row]) -> dict:
+        longest = max(len(r) for r in rows)
         if self.pad_to_multiple_of:
             m = self.pad_to_multiple_of
             longest = -(-longest // m) * m
@@ -36,27 +35,25 @@ class BlockCollator:
         labels = np.full((len(rows), longest), IGNORE_INDEX, dtype=np.int64)
         position_ids = np.zeros((len(rows), longest), dtype=np.int64)
         for i, r in enumerate(rows):
-            ids = np.asarray(r["input_ids"], dtype=np.int64)
+            ids = np.asarray(r.input_ids, dtype=np.int64)
             n = len(ids)
-            pieces = r.get("piece_lengths")
-            pos, ignore = row_layout([n] if pieces is None else pieces, self.document_aware)
+            pos, ignore = row_layout(r.piece_lengths, self.document_aware)
             input_ids[i, :n] = ids
             lab = ids.copy()
             lab[ignore] = IGNORE_INDEX
-            if "labels" in r:  # rows that carry their own labels (e.g. SFT) keep them
-                lab = np.where(ignore, IGNORE_INDEX, np.asarray(r["labels"], dtype=np.int64))
+            if r.labels is not None:  # rows that carry their own labels (e.g. SFT) keep them
+                lab = np.where(ignore, IGNORE_INDEX, np.asarray(r.labels, dtype=np.int64))
             labels[i, :n] = lab
             position_ids[i, :n] = pos
             if n < longest:  # padding: its own span, restarting at 0 in document-aware mode
                 pad_pos = np.arange(longest - n) if self.document_aware else np.arange(n, longest)
                 position_ids[i, n:] = pad_pos
-        real = sum(len(r["input_ids"]) for r in rows)
         sources: dict = {}  # tokens per mixture source, for the realized shares
         for r in rows:
-            if "source" in r:
-                sources[r["source"]] = sources.get(r["source"], 0) + len(r["input_ids"])
-        # "_meta" never reaches the model: the trainer takes it off (padding statistics, stream cursors)
+            if r.source is not None:
+                sources[r.source] = sources.get(r.source, 0) + len(r)
+        meta = BatchMeta(real_tokens=sum(len(r) for r in rows), slots=int(input_ids.size),
+                         cursors=[c for r in rows for c in r.cursors], sources=sources)
+        # the meta never reaches the model: the trainer takes it off (padding statistics, stream cursors)
         return {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels),
-                "position_ids": torch.from_numpy(position_ids),
-                "_meta": {"real_tokens": real, "slots": int(input_ids.size), "cursors": cursors,
-                          "sources": sources}}
+                "position_ids": torch.from_numpy(position_ids), META_KEY: meta}

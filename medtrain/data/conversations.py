@@ -325,6 +325,15 @@ class ConversationEncoder:
                    "max_length": self.max_length, "add_bos": self.spec.add_bos}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
+    def describe(self) -> dict:
+        return {"encoder": "conversation", "template": self.template_name}
+
+    def for_source(self, text_field: Optional[str]) -> "ConversationEncoder":
+        if text_field:
+            raise DataError(f"a mixture source's text_field ({text_field!r}) applies to pretraining text; SFT "
+                            "conversations are read from their own fields (conversations, messages, instruction...)")
+        return self
+
     def counters(self) -> dict:
         out, self._counts = self._counts, dict.fromkeys(COUNTERS, 0)
         return out

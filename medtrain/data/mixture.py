@@ -23,17 +23,17 @@ index; on the streaming path the same rule interleaves the sources' streams, res
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
 import torch
 from transformers import TrainerCallback
 
+from medtrain.data.rows import MixerCursor
 from medtrain.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -113,14 +113,6 @@ def load_mixtures(files) -> list[Source]:
     return sources
 
 
-def encoder_for(encoder, source: Source):
-    """The encoder with this source's own text field, if it has one."""
-    if source.text_field and hasattr(encoder, "text_field") and source.text_field != encoder.text_field:
-        encoder = copy.copy(encoder)
-        encoder.text_field = source.text_field
-    return encoder
-
-
 def blend(block_tokens: list, shares: list, policies: list, seed: int, epoch: int, length: Optional[int] = None,
           budget: Optional[int] = None):
     """The mixture order of one epoch: arrays (source, block) of equal length, and repeats per source.
@@ -184,6 +176,11 @@ class MixtureDataset(torch.utils.data.Dataset):
                                          length=length, budget=None if length else self.budget)}
         return self._orders[epoch]
 
+    def planned_tokens(self, epoch: int = 0) -> int:
+        """Tokens of the blended order of `epoch` (the whole epoch, before --max_train_samples)."""
+        src, blk, _ = self._order(epoch)
+        return int(sum(int(self.block_tokens[s][b]) for s, b in zip(src, blk)))
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
@@ -195,9 +192,7 @@ class MixtureDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         src, blk, _ = self._order(self.epoch)
-        row = dict(self.datasets[src[i]][int(blk[i])])
-        row["source"] = self.names[src[i]]
-        return row
+        return replace(self.datasets[src[i]][int(blk[i])], source=self.names[src[i]])
 
 
 class MixtureEpochCallback(TrainerCallback):
@@ -252,27 +247,19 @@ class StreamingMixture(torch.utils.data.IterableDataset):
         while True:
             total = sum(done)
             k = max(range(len(its)), key=lambda j: (self.shares[j] * (total + 1) - done[j], -j))
-            row = dict(next(its[k])[0])
-            cursor = row.pop("_cursor", None)
-            if cursor is not None:
-                cursor = dict(cursor, slot=f"{self.names[k]}/{cursor['slot']}")
-            row["_cursors"] = [cursor] if cursor else []
-            row["source"] = self.names[k]
-            done[k] += len(row["input_ids"])
+            row = next(its[k])[0]  # each source stream yields batches of one row
+            cursors = [replace(c, slot=f"{self.names[k]}/{c.slot}") for c in row.cursors]
+            row = replace(row, source=self.names[k], cursors=cursors)
+            done[k] += len(row)
             batch.append(row)
             if len(batch) == self.batch_size:
-                cursors = [c for r in batch for c in r.pop("_cursors")]
-                cursors.append({"slot": key, "mixer": True, "tokens": list(done)})
-                batch[0]["_cursor_list"] = cursors
+                batch[-1].cursors = batch[-1].cursors + [MixerCursor(key, list(done))]
                 yield batch
                 batch = []
 
     def rows(self):
         for batch in self:
-            for row in batch:
-                row = dict(row)
-                row.pop("_cursor_list", None)
-                yield row
+            yield from batch
 
 
 def plan_report(sources: list[Source], available: dict, planned_total: Optional[int]) -> dict:
@@ -285,6 +272,16 @@ def plan_report(sources: list[Source], available: dict, planned_total: Optional[
                           "estimated_epochs": round(planned / avail, 3) if planned and avail else None,
                           "on_exhausted": s.on_exhausted}
     return report
+
+
+def realized_report(plan: dict, realized: dict) -> dict:
+    """The plan with the tokens each source really gave (summed over ranks) and its realized share."""
+    total = sum(realized.values()) or 1
+    out = {name: dict(entry, realized_tokens=int(realized.get(name, 0)),
+                      realized_share=round(realized.get(name, 0) / total, 6)) for name, entry in plan.items()}
+    logger.info("Mixture realized: %s", ", ".join(f"{n}={e['realized_tokens']:,} tokens ({e['realized_share']:.2%})"
+                                                  for n, e in out.items()))
+    return out
 
 
 def log_plan(report: dict, what: str) -> None:

@@ -34,6 +34,11 @@ import numpy as np
 DOCUMENT_AWARE = {"concat": False, "group_by_text": True, "best_fit": True, "none": True}
 
 
+def padding_fraction(tokens: int, slots: int) -> float:
+    """The share of `slots` token positions (blocks x block_size, or a padded batch) holding padding."""
+    return round(1 - tokens / slots, 6) if slots else 0.0
+
+
 @dataclass
 class BlockIndex:
     """All blocks of one split: pieces in block order, `block_ptr[b]:block_ptr[b+1]` are block b's."""
@@ -67,7 +72,7 @@ class BlockIndex:
             "block_size": self.block_size,
             "blocks": self.n_blocks,
             "tokens_in_blocks": tokens,
-            "padding_fraction": round(1 - tokens / slots, 6) if slots else 0.0,
+            "padding_fraction": padding_fraction(tokens, slots),
             "documents": int(len(docs)),
             "documents_split_across_blocks": int((np.asarray(counts) > 1).sum()),
             "tokens_dropped_last_block": int(self.dropped_tokens),

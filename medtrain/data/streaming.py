@@ -34,21 +34,21 @@ from __future__ import annotations
 import gc
 import logging
 import random
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
 import torch
 
 from medtrain.errors import DataError, MemoryGuardError
-from medtrain.data.packing import DOCUMENT_AWARE, Packer
-from medtrain.data.sources import SkipCounter, SourceFile, WorkUnit, doc_hash, plan_units
-from medtrain.data.token_store import is_held_out
-from medtrain.data.tokenization import TextEncoder
+from medtrain.data.documents import encoded_documents
+from medtrain.data.packing import DOCUMENT_AWARE, Packer, padding_fraction
+from medtrain.data.rows import Row, StreamCursor, build_row
+from medtrain.data.sources import SkipCounter, SourceFile, WorkUnit, plan_units
+from medtrain.data.tokenization import TextEncoder, TokenizerSpec
 
 logger = logging.getLogger(__name__)
 
-TOKENIZE_BATCH_DOCS = 256
-TOKENIZE_BATCH_CHARS = 1 << 19
 GROUP_WINDOW_BATCHES = 64
 ORDERED_WINDOW = 64  # blocks per window when neither shuffling nor grouping (cursor granularity)
 
@@ -80,7 +80,7 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
                  max_blocks: Optional[int] = None, unit_bytes: int = 32 << 20, batch_size: int = 1,
                  group_by_length: bool = False, memory_guard=None):
         super().__init__()
-        if not hasattr(encoder, "encode_batch"):  # a TokenizerSpec: pretraining text
+        if isinstance(encoder, TokenizerSpec):  # pretraining text with this tokenizer
             encoder = TextEncoder(encoder, text_field)
         self.files, self.encoder = files, encoder
         self.block_size, self.strategy, self.keep_last = block_size, strategy, keep_last
@@ -112,11 +112,9 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
 
     # -- rows (one batch at a time is handed to the DataLoader: batch_size=None) ------------------
     def rows(self):
-        """The blocks one by one, without cursors (tests and tools)."""
+        """The blocks one by one (tests, tools, and the evaluation set)."""
         for batch in self:
             for row in batch:
-                row = dict(row)
-                row.pop("_cursor", None)
                 yield row
 
     # -- slots ---------------------------------------------------------------------------------------
@@ -126,11 +124,12 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
         rotation = (self.resume_state or {}).get("rotation", 0)
         return self.rank * workers + (wid + rotation) % workers, self.world * workers, workers
 
-    def _keep(self, relpath: str, key: int) -> bool:
-        if self.split == "all" or self.holdout <= 0:
-            return self.split != "eval"
-        held = bool(is_held_out([doc_hash(relpath, key)], self.holdout)[0])
-        return held if self.split == "eval" else not held
+    def summary(self) -> dict:
+        """What this reader read and packed in this process (see `stats`), with its skipped input."""
+        stats = dict(self.stats)
+        stats["skipped_lines"] = self.skipped.to_dict()
+        stats["padding_fraction"] = padding_fraction(stats["tokens_in_blocks"], stats["blocks"] * self.block_size)
+        return stats
 
     def load_state_dict(self, state: dict, workers: int) -> None:
         """Resume from the cursors a checkpoint saved (see trainer.StreamCursorTracker)."""
@@ -205,47 +204,28 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
 
         for ui in range(first_unit, len(units)):
             unit = units[ui].resume_at(first_key if ui == first_unit else None)
-            reader = iter(enc.read(unit, self.skip_bad, self.max_chars, self.skipped))
-            pending, size, done = [], 0, False
-            while not done:
-                record = next(reader, None)
-                if record is not None:
-                    key, rec = record
-                    if not self._keep(unit.file.relpath, key):
-                        continue
-                    pending.append((key, rec))
-                    size += enc.size(rec)
-                    if len(pending) < TOKENIZE_BATCH_DOCS and size < TOKENIZE_BATCH_CHARS:
-                        continue
-                else:
-                    done = True
-                encoded = enc.encode_batch([r for _, r in pending]) if pending else []
-                for (key, _), doc in zip(pending, encoded):
-                    if doc is None:
-                        continue
-                    before = state(ui, key)
-                    d, next_doc = next_doc, next_doc + 1
-                    held[d] = doc
-                    self.stats["documents"] += 1
-                    self.stats["tokens"] += len(doc[0])
-                    blocks = [self._row(b, held) for b in packer.add(d, len(doc[0]))]
-                    live = {p[0] for p in packer.open}
-                    for old in [o for o in held if o not in live]:
-                        del held[old]
-                    yield before, blocks
-                pending, size = [], 0
+            for key, doc in encoded_documents(unit, enc, self.skip_bad, self.max_chars, self.skipped, self.split,
+                                              self.holdout):
+                before = state(ui, key)
+                d, next_doc = next_doc, next_doc + 1
+                held[d] = doc
+                self.stats["documents"] += 1
+                self.stats["tokens"] += len(doc.ids)
+                blocks = [self._row(b, held) for b in packer.add(d, len(doc.ids))]
+                live = {p[0] for p in packer.open}
+                for old in [o for o in held if o not in live]:
+                    del held[old]
+                yield before, blocks
             for k, v in enc.counters().items():  # e.g. documents cut, SFT truncations
                 self.stats[k] = self.stats.get(k, 0) + v
         yield state(len(units), None), [self._row(b, held) for b in packer.finish()]
 
-    def _row(self, block, held) -> dict:
-        ids = np.concatenate([held[d][0][s: s + n] for d, s, n in block]).astype(np.int64)
-        row = {"input_ids": ids, "piece_lengths": np.asarray([n for _, _, n in block], dtype=np.int64)}
-        if self.encoder.has_mask:
-            mask = np.concatenate([np.asarray(held[d][1][s: s + n], dtype=bool) for d, s, n in block])
-            row["labels"] = np.where(mask, ids, -100)
+    def _row(self, block, held) -> Row:
+        has_mask = self.encoder.has_mask
+        row = build_row(block, lambda d, s, n: (held[d][0][s: s + n], held[d][1][s: s + n] if has_mask else None),
+                        has_mask)
         self.stats["blocks"] += 1
-        self.stats["tokens_in_blocks"] += len(ids)
+        self.stats["tokens_in_blocks"] += len(row)
         return row
 
     def _epoch(self, units, epoch: int, slot: int, cursor: Optional[dict]):
@@ -275,7 +255,7 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
         rng = random.Random(f"{self.seed}-{epoch}-{slot}-{w}")
         bs = self.batch_size
         if self.group_by_length:
-            order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+            order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
             batches = [order[i: i + bs] for i in range(0, len(order), bs)]
             rng.shuffle(batches)
         else:
@@ -293,10 +273,9 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
                 room -= len(capped[-1])
             batches = capped
         for k in range(skip, len(batches)):
-            batch = [dict(rows[i]) for i in batches[k]]
-            batch[0]["_cursor"] = {"slot": slot, "epoch": epoch, "window": w, "batch": k, "rows": emitted,
-                                   "size": len(batch), "start": wstart if k == skip else None,
-                                   "window_size": self.window_size}
+            batch = [replace(rows[i], cursors=[]) for i in batches[k]]
+            batch[0].cursors = [StreamCursor(slot, epoch, w, k, emitted, len(batch), wstart if k == skip else None,
+                                             self.window_size)]
             emitted += len(batch)
             yield batch
 

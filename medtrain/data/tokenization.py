@@ -199,6 +199,12 @@ class TextEncoder:
     def fingerprint(self) -> str:
         return hashlib.sha256(f"text|{self.spec.fingerprint}|{self.text_field}".encode()).hexdigest()
 
+    def describe(self) -> dict:
+        return {"encoder": "text", "text_field": self.text_field}
+
+    def for_source(self, text_field: Optional[str]) -> "TextEncoder":
+        return self if not text_field or text_field == self.text_field else TextEncoder(self.spec, text_field)
+
     def counters(self) -> dict:
         """Counts since the previous call (one encoder may serve several units in a process)."""
         n, self.tokenizer.documents_cut = self.tokenizer.documents_cut, 0

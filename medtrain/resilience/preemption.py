@@ -123,8 +123,6 @@ def stop_requested_anywhere(local: bool, device=None) -> bool:
 def exit_preempted(e: Preempted) -> int:
     """End a preempted run: leave the process group cleanly, tell the launcher (MEDTRAIN_EXIT_FILE)
     and this node's torchrun agent (so it does not restart the workers), and return the exit code."""
-    from medtrain.runtime.distributed import finish
-
     if _rank() == 0:
         logger.warning("Preempted (%s) after step %d: %s is complete. Exiting with code %d; rerun the same command "
                        "(--resume_from_checkpoint auto) to continue at step %d with the same data.", e.signals,

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 from transformers import set_seed
 
 from medtrain.data.collator import BlockCollator
-from medtrain.data.pipeline import build_datasets, streaming_stats
+from medtrain.data.pipeline import build_datasets
 from medtrain.training.demo import ensure_demo_assets
 from medtrain.runtime.distributed import DistInfo, ensure_launcher_env, finish, gather_object, init_deepspeed_backend, setup_logging
 from medtrain.training.modeling import load_model, load_tokenizer, max_positions
@@ -121,7 +121,7 @@ def run_training(model_args, data_args, training_args, make_encoder: Callable, t
     summary.update(batch_padding_fraction=trainer.batch_padding_fraction(),
                    group_by_length=data_args.group_by_length)
     if data_args.streaming:
-        summary.update(streaming=streaming_stats(data))
+        summary.update(streaming=data.stream_summary())
     summary.update(metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     summary.update(peak_memory_mb_per_rank=gather_object(peak_rss_mb()),
                    stores_per_rank=gather_object(data.summary["train"].get("stores")))

@@ -3,7 +3,7 @@
 - Streaming datasets are already split by rank and dataloader worker and yield whole batches, so
   the train dataloader is a plain DataLoader over them (accelerate's wrappers would make every rank
   read everything, or rank 0 read for all).
-- Each batch's `_meta` (real vs padded tokens, streaming cursors) is taken off before the model sees
+- Each batch's `BatchMeta` (real vs padded tokens, streaming cursors) is taken off before the model sees
   it: padding statistics go to the run summary; the cursors of the last trained batch of every
   (rank, worker) slot are saved with each checkpoint (`data_state/rank<r>.pt`), which is how a
   resumed streaming run continues at the very next block without replaying the stream.
@@ -21,6 +21,8 @@ from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from medtrain.data.packing import padding_fraction
+from medtrain.data.rows import META_KEY, BatchMeta, MixerCursor
 from medtrain.resilience import checkpoints as resilience
 
 logger = logging.getLogger(__name__)
@@ -41,19 +43,19 @@ class StreamCursorTracker:
     def update(self, cursors: list) -> None:
         self.batches += 1
         for c in cursors:
-            slot = str(c["slot"])
-            if c.get("mixer"):  # a mixture's token counts: kept as they are
-                self.slots[slot] = c
+            slot = str(c.slot)
+            if isinstance(c, MixerCursor):  # a mixture's token counts: kept as they are
+                self.slots[slot] = {"slot": slot, "mixer": True, "tokens": list(c.tokens)}
                 continue
-            if c["start"] is not None:
-                self.starts[slot] = (c["epoch"], c["window"], c["start"])
+            if c.start is not None:
+                self.starts[slot] = (c.epoch, c.window, c.start)
             start = self.starts.get(slot)
-            if start is None or start[:2] != (c["epoch"], c["window"]):
+            if start is None or start[:2] != (c.epoch, c.window):
                 prev = self.slots.get(slot)  # a window begun before this run resumed
-                start = (c["epoch"], c["window"], prev["start"]) if prev else None
-            self.slots[slot] = {"epoch": c["epoch"], "window": c["window"], "batch": c["batch"] + 1,
-                                "rows": c["rows"] + c["size"], "start": start[2] if start else None,
-                                "window_size": c.get("window_size")}
+                start = (c.epoch, c.window, prev["start"]) if prev else None
+            self.slots[slot] = {"epoch": c.epoch, "window": c.window, "batch": c.batch + 1,
+                                "rows": c.rows + c.size, "start": start[2] if start else None,
+                                "window_size": c.window_size}
 
     def state_dict(self) -> dict:
         return {"world": self.world, "workers": self.workers, "config": self.config,
@@ -95,13 +97,13 @@ class MedTrainer(Trainer):
         return super()._get_train_sampler(train_dataset)
 
     def _prepare_inputs(self, inputs):
-        meta = inputs.pop("_meta", None)
+        meta: BatchMeta | None = inputs.pop(META_KEY, None)
         if meta is not None and self.model.training:
-            self.real_tokens += meta["real_tokens"]
-            self.slot_tokens += meta["slots"]
-            if meta["cursors"] and self.cursor_tracker is not None:
-                self.cursor_tracker.update(meta["cursors"])
-            for name, n in meta.get("sources", {}).items():
+            self.real_tokens += meta.real_tokens
+            self.slot_tokens += meta.slots
+            if meta.cursors and self.cursor_tracker is not None:
+                self.cursor_tracker.update(meta.cursors)
+            for name, n in meta.sources.items():
                 self.source_tokens[name] = self.source_tokens.get(name, 0) + n
         return super()._prepare_inputs(inputs)
 
@@ -114,7 +116,7 @@ class MedTrainer(Trainer):
         return self.tokens_seen, self.target_tokens_seen
 
     def batch_padding_fraction(self) -> float | None:
-        return round(1 - self.real_tokens / self.slot_tokens, 6) if self.slot_tokens else None
+        return padding_fraction(self.real_tokens, self.slot_tokens) if self.slot_tokens else None
 
     # -- checkpoints (complete or ignored: see resilience.py) ---------------------------------------
     def train(self, *args, **kwargs):

@@ -23,13 +23,13 @@ CORPUS = os.path.join(ROOT, "data", "pretrain")
 def rows_of_store(path, bs=80, strategy="group_by_text"):
     corpus = TokenCorpus(path)
     index = corpus.blocks(bs, strategy)
-    return [tuple(corpus.block_tokens(index, b)["input_ids"].tolist()) for b in range(index.n_blocks)]
+    return [tuple(corpus.block_row(index, b).input_ids.tolist()) for b in range(index.n_blocks)]
 
 
 @pytest.fixture(scope="module")
 def streamed(spec):
     ds = StreamingBlocks(find_files([CORPUS]), spec, 80, "group_by_text", loop=False)
-    return [tuple(r["input_ids"].tolist()) for r in ds.rows()]
+    return [tuple(r.input_ids.tolist()) for r in ds.rows()]
 
 
 def prep_args(demo_dir, out, *extra):

@@ -11,6 +11,7 @@ import torch
 from transformers import AutoTokenizer
 
 from medtrain.data.collator import BlockCollator
+from medtrain.data.rows import Row
 from medtrain.errors import DataError
 from medtrain.data.sources import find_files
 from medtrain.data.token_store import StoreBuilder, TokenCorpus
@@ -174,7 +175,7 @@ def test_store_and_streaming_give_the_same_rows_with_labels(tok, tmp_path, strat
     assert len(store_rows) == len(stream_rows) == (6 if strategy == "none" else len(store_rows))
     for a, b in zip(store_rows, stream_rows):
         for k in ("input_ids", "labels", "piece_lengths"):
-            assert np.array_equal(a[k], b[k]), k
+            assert np.array_equal(getattr(a, k), getattr(b, k)), k
     if strategy == "group_by_text":
         assert len(store_rows) < 6  # several conversations per row
 
@@ -184,17 +185,16 @@ def test_packed_conversation_logits_equal_its_logits_alone(tok, demo_dir, tmp_pa
     from transformers import AutoModelForCausalLM
 
     rows, _ = store_and_stream(tok, tmp_path, "group_by_text", block_size=512)
-    packed = next(r for r in rows if len(r["piece_lengths"]) >= 3)
+    packed = next(r for r in rows if len(r.piece_lengths) >= 3)
     collate = BlockCollator(tok.pad_token_id, document_aware=True)
     batch = collate([packed])
     model = AutoModelForCausalLM.from_pretrained(demo_dir, attn_implementation=attn).eval()
     with torch.no_grad():
         out = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits[0]
     start = 0
-    for n in packed["piece_lengths"].tolist():
-        ids = packed["input_ids"][start: start + n]
-        alone = collate([{"input_ids": ids, "labels": packed["labels"][start: start + n],
-                          "piece_lengths": np.array([n])}])
+    for n in packed.piece_lengths.tolist():
+        ids = packed.input_ids[start: start + n]
+        alone = collate([Row(ids, np.array([n]), labels=packed.labels[start: start + n])])
         with torch.no_grad():
             ref = model(input_ids=alone["input_ids"], use_cache=False).logits[0]
         assert torch.allclose(out[start: start + n], ref, atol=1e-5), (out[start: start + n] - ref).abs().max()

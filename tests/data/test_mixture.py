@@ -46,11 +46,11 @@ def test_same_seed_same_order_new_order_each_epoch(tmp_path, spec):
     a = build_datasets(data(tmp_path, "medical_mix.json"), TextEncoder(spec), DistInfo(), seed=1).train
     b = build_datasets(data(tmp_path, "medical_mix.json"), TextEncoder(spec), DistInfo(), seed=1).train
     assert all(np.array_equal(x, y) for x, y in zip(a._order(0)[:2], b._order(0)[:2]))
-    assert [a[i]["input_ids"].tolist() for i in range(20)] == [b[i]["input_ids"].tolist() for i in range(20)]
+    assert [a[i].input_ids.tolist() for i in range(20)] == [b[i].input_ids.tolist() for i in range(20)]
     e1 = a._order(1)
     assert len(e1[0]) == len(a) and not np.array_equal(a._order(0)[1], e1[1])
     a.set_epoch(1)
-    assert a[0]["source"] == a.names[e1[0][0]]
+    assert a[0].source == a.names[e1[0][0]]
 
 
 def test_exhaustion_policies():
@@ -87,7 +87,7 @@ def test_parts_prepared_separately_equal_one_mixture(tmp_path, demo_dir, spec):
     whole = build_datasets(data(tmp_path, "medical_mix.json"), TextEncoder(spec), DistInfo(), seed=4)
     assert len(parts.train) == len(whole.train)
     for i in range(0, len(whole.train), 7):
-        assert parts.train[i]["input_ids"].tolist() == whole.train[i]["input_ids"].tolist()
+        assert parts.train[i].input_ids.tolist() == whole.train[i].input_ids.tolist()
 
 
 def test_streaming_shares_within_one_point(tmp_path, spec):
@@ -97,13 +97,13 @@ def test_streaming_shares_within_one_point(tmp_path, spec):
     tokens = {}
     for _ in range(3000):
         r = next(rows)
-        tokens[r["source"]] = tokens.get(r["source"], 0) + len(r["input_ids"])
+        tokens[r.source] = tokens.get(r.source, 0) + len(r)
     total = sum(tokens.values())
     for name, share in {"medical_zh": 0.5, "medical_en": 0.3, "guidelines": 0.2}.items():
         assert abs(tokens[name] / total - share) < 0.01
     again = build_datasets(args, TextEncoder(spec), DistInfo(), seed=2, batch_size=8).train.rows()
     first = build_datasets(args, TextEncoder(spec), DistInfo(), seed=2, batch_size=8).train.rows()
-    assert [next(again)["input_ids"].tolist() for _ in range(50)] == [next(first)["input_ids"].tolist()
+    assert [next(again).input_ids.tolist() for _ in range(50)] == [next(first).input_ids.tolist()
                                                                       for _ in range(50)]
 
 
@@ -116,9 +116,8 @@ def test_streaming_mixture_resumes_exactly(tmp_path, spec):
         it, out = iter(ds), []
         for _ in range(n):
             batch = next(it)
-            tracker.update([c for r in batch for c in ([r["_cursor"]] if "_cursor" in r else [])
-                            + r.get("_cursor_list", [])])
-            out.append([(r["source"], r["input_ids"].tolist()) for r in batch])
+            tracker.update([c for r in batch for c in r.cursors])
+            out.append([(r.source, r.input_ids.tolist()) for r in batch])
         return out
 
     make = lambda: build_datasets(args, TextEncoder(spec), DistInfo(), seed=3, batch_size=4).train  # noqa: E731

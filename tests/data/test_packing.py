@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from medtrain.data.collator import BlockCollator
+from medtrain.data.rows import Row
 from medtrain.data.packing import Packer, pack, row_layout
 
 LENGTHS = [6, 2, 3, 9, 1, 4, 4, 13, 2]
@@ -95,8 +96,8 @@ def test_row_layout_document_aware():
 
 def test_collator_pads_and_keeps_every_row():
     c = BlockCollator(pad_token_id=0, document_aware=True)
-    rows = [{"input_ids": np.array([5, 6, 7, 8]), "piece_lengths": np.array([2, 2])},
-            {"input_ids": np.array([9, 10, 11]), "piece_lengths": np.array([3])}]
+    rows = [Row(np.array([5, 6, 7, 8]), np.array([2, 2])),
+            Row(np.array([9, 10, 11]), np.array([3]))]
     batch = c(rows)
     assert batch["input_ids"].tolist() == [[5, 6, 7, 8], [9, 10, 11, 0]]
     assert batch["labels"].tolist() == [[-100, 6, -100, 8], [-100, 10, 11, -100]]

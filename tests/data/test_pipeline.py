@@ -31,7 +31,7 @@ def stream_rows(files, spec, bs, strategy, split="all", holdout=0.0, shuffle=0, 
 
 
 def key(row):
-    return (tuple(row["input_ids"].tolist()), tuple(np.asarray(row["piece_lengths"]).tolist()))
+    return (tuple(row.input_ids.tolist()), tuple(np.asarray(row.piece_lengths).tolist()))
 
 
 @pytest.mark.parametrize("strategy", ["concat", "group_by_text", "none"])
@@ -70,7 +70,7 @@ def test_group_by_text_loses_no_token_and_mixes_no_document(corpus_dir, spec, tm
     rebuilt = {d: [] for d in range(corpus.n_documents)}
     for b in range(len(ds)):
         row = ds[b]
-        ids = row["input_ids"]
+        ids = row.input_ids
         off = 0
         for d, s, n in index.pieces(b):
             assert ids[off: off + n].tolist() == corpus.tokens(d, s, n).tolist()

@@ -68,7 +68,7 @@ def ids_read(files, world, workers, **kw):
                              loop=False, unit_bytes=2000, **kw)
         loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, collate_fn=lambda b: b)
         for batch in loader:
-            seen.extend(int(r["input_ids"][0]) for r in batch)
+            seen.extend(int(r.input_ids[0]) for r in batch)
     return seen
 
 
@@ -95,12 +95,12 @@ def test_epochs_reshuffle_with_seed_and_epoch(tmp_path):
     ds = StreamingBlocks(files, IdEncoder(), block_size=8, strategy="none", shuffle_buffer=50, seed=3,
                          unit_bytes=2000)
     it = ds.rows()
-    epochs = [[int(next(it)["input_ids"][0]) for _ in range(400)] for _ in range(2)]
+    epochs = [[int(next(it).input_ids[0]) for _ in range(400)] for _ in range(2)]
     assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(400))
     assert epochs[0] != epochs[1]
     again = StreamingBlocks(files, IdEncoder(), block_size=8, strategy="none", shuffle_buffer=50, seed=3,
                             unit_bytes=2000).rows()
-    assert [int(next(again)["input_ids"][0]) for _ in range(400)] == epochs[0]
+    assert [int(next(again).input_ids[0]) for _ in range(400)] == epochs[0]
 
 
 def test_uneven_ranks_never_run_out(tmp_path):
@@ -118,8 +118,8 @@ def consume(ds, n, tracker):
     it = iter(ds)
     for _ in range(n):
         batch = next(it)
-        tracker.update([r["_cursor"] for r in batch if "_cursor" in r])
-        out.append([r["input_ids"].tolist() for r in batch])
+        tracker.update([c for r in batch for c in r.cursors])
+        out.append([r.input_ids.tolist() for r in batch])
     return out
 
 
@@ -160,8 +160,8 @@ def test_resume_with_two_workers_keeps_the_batch_order(corpus_dir, spec):
         loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, collate_fn=lambda b: b)
         out = []
         for batch in loader:
-            tracker.update([r["_cursor"] for r in batch if "_cursor" in r])
-            out.append([r["input_ids"].tolist() for r in batch])
+            tracker.update([c for r in batch for c in r.cursors])
+            out.append([r.input_ids.tolist() for r in batch])
             if len(out) == n:
                 break
         return out
@@ -175,8 +175,8 @@ def test_resume_with_two_workers_keeps_the_batch_order(corpus_dir, spec):
 
 
 def padding(batches):
-    real = sum(len(r["input_ids"]) for b in batches for r in b)
-    slots = sum(len(b) * max(len(r["input_ids"]) for r in b) for b in batches)
+    real = sum(len(r) for b in batches for r in b)
+    slots = sum(len(b) * max(len(r) for r in b) for b in batches)
     return 1 - real / slots
 
 
@@ -185,8 +185,8 @@ def test_group_by_length_reduces_padding(corpus_dir, spec):
     kw = dict(block_size=256, strategy="none", batch_size=8, loop=False, shuffle_buffer=64)
     plain = list(StreamingBlocks(files, spec, **kw))
     grouped = list(StreamingBlocks(files, spec, group_by_length=True, **kw))
-    assert sorted(len(r["input_ids"]) for b in plain for r in b) == \
-        sorted(len(r["input_ids"]) for b in grouped for r in b)  # the same rows
+    assert sorted(len(r) for b in plain for r in b) == \
+        sorted(len(r) for b in grouped for r in b)  # the same rows
     assert padding(grouped) < 0.5 * padding(plain)
 
 
@@ -228,13 +228,13 @@ def test_a_reader_without_documents_is_an_error_not_a_hang(tmp_path, spec):
     for rank in range(4):  # 3 documents for 4 readers: at least one of them has none
         ds = StreamingBlocks(files, spec, block_size=64, rank=rank, world=4, loop=False)
         try:
-            tokens += sum(len(r["input_ids"]) for r in ds.rows())
+            tokens += sum(len(r) for r in ds.rows())
         except DataError as e:
             assert "found no document in its share" in str(e)
             errors += 1
     assert errors >= 1
     whole = StreamingBlocks(files, spec, block_size=64, loop=False)
-    assert tokens == sum(len(r["input_ids"]) for r in whole.rows())  # nothing lost among the others
+    assert tokens == sum(len(r) for r in whole.rows())  # nothing lost among the others
 
 
 def test_resume_with_other_data_settings_is_refused(corpus_dir, spec):

@@ -28,6 +28,18 @@ for u in m["units"]:
         "tokens": hashlib.sha256(open(base + ".tokens", "rb").read()).hexdigest(),
         "docs": sha(np.load(base + ".docs.npy")), "keys": sha(np.load(base + ".keys.npy"))}
 out["documents"], out["tokens"] = m["documents"], m["tokens"]
+def stream_hashes(store, man, with_mask=False):
+    """The store's content whatever its unit plan: token bytes, document lengths and keys, in order."""
+    h = {k: hashlib.sha256() for k in (["tokens", "lengths", "keys"] + (["mask"] if with_mask else []))}
+    for u in man["units"]:
+        base = os.path.join(store, "units", f"{u['unit']:05d}")
+        h["tokens"].update(open(base + ".tokens", "rb").read())
+        h["lengths"].update(np.diff(np.load(base + ".docs.npy")).astype(np.int64).tobytes())
+        h["keys"].update(np.load(base + ".keys.npy").astype(np.uint32).tobytes())
+        if with_mask:
+            h["mask"].update(open(base + ".mask", "rb").read())
+    return {k: v.hexdigest() for k, v in h.items()}
+out["store_stream"] = stream_hashes(store, m)
 corpus = TokenCorpus([store])
 out["blocks"] = {}
 for strategy in ("concat", "group_by_text", "best_fit", "none"):
@@ -71,5 +83,6 @@ for u in sm["units"]:
         "tokens": hashlib.sha256(open(base + ".tokens", "rb").read()).hexdigest(),
         "mask": hashlib.sha256(open(base + ".mask", "rb").read()).hexdigest(),
         "docs": sha(np.load(base + ".docs.npy"))}
+out["sft_store_stream"] = stream_hashes(sstore, sm, with_mask=True)
 json.dump(out, open(sys.argv[2], "w"), indent=1, sort_keys=True)
 print("ok")

@@ -80,7 +80,7 @@ def test_every_block_trained_exactly_once_per_epoch(demo_dir, tmp_path, tokenize
             while ids and ids[-1] == pad:
                 ids.pop()
             seen[tuple(ids)] += 1
-    expected = Counter(tuple(ds[i]["input_ids"].tolist()) for i in range(len(ds)))
+    expected = Counter(tuple(ds[i].input_ids.tolist()) for i in range(len(ds)))
     assert seen == expected  # none repeated, none dropped, none replaced
     assert sum(sizes) == len(ds) and sizes[-1] == (len(ds) % 3 or 3)
 

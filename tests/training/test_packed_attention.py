@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from medtrain.data.collator import BlockCollator
+from medtrain.data.rows import Row
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -16,9 +17,9 @@ def test_packed_document_logits_equal_its_logits_alone(demo_dir, tokenizer, attn
     b = tokenizer("糖尿病患者应定期监测血糖，并注意饮食。", add_special_tokens=False)["input_ids"] + [2]
     c = tokenizer("Take the tablet once daily.", add_special_tokens=False)["input_ids"] + [2]
     collate = BlockCollator(tokenizer.pad_token_id, document_aware=True)
-    packed = collate([{"input_ids": np.array(a + b + c), "piece_lengths": np.array([len(a), len(b), len(c)])},
-                      {"input_ids": np.array(c), "piece_lengths": np.array([len(c)])}])
-    alone = collate([{"input_ids": np.array(b), "piece_lengths": np.array([len(b)])}])
+    packed = collate([Row(np.array(a + b + c), np.array([len(a), len(b), len(c)])),
+                      Row(np.array(c), np.array([len(c)]))])
+    alone = collate([Row(np.array(b), np.array([len(b)]))])
     with torch.no_grad():
         out = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False).logits
         ref = model(input_ids=alone["input_ids"], position_ids=alone["position_ids"], use_cache=False).logits
@@ -32,7 +33,7 @@ def test_packed_document_logits_equal_its_logits_alone(demo_dir, tokenizer, attn
 
     # without document-aware packing the same tokens do attend across documents
     concat = BlockCollator(tokenizer.pad_token_id, document_aware=False)(
-        [{"input_ids": np.array(a + b), "piece_lengths": np.array([len(a), len(b)])}])
+        [Row(np.array(a + b), np.array([len(a), len(b)]))])
     with torch.no_grad():
         crossed = model(**{k: v for k, v in concat.items() if k != "labels"}, use_cache=False).logits
     assert not torch.allclose(crossed[0, len(a):], ref[0], atol=1e-3)

@@ -38,18 +38,17 @@ from typing import Optional
 
 import numpy as np
 
-from medtrain.data.packing import BlockIndex, pack
 from medtrain.resilience import faults
+from medtrain.data.token_store.layout import FORMAT_VERSION, MANIFEST, atomic_npy, atomic_write, is_store, unit_paths
+from medtrain.data.token_store.reader import TokenCorpus
 from medtrain.runtime.measure import peak_rss_mb
 from medtrain.errors import DataError
+from medtrain.data.documents import encoded_documents
+from medtrain.data.tokenization import TextEncoder, TokenizerSpec
 from medtrain.data.sources import SkipCounter, SourceFile, WorkUnit, doc_hash, find_files, plan_units
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-BATCH_CHARS = 1 << 20      # characters per encode_batch call
-BATCH_DOCS = 1024
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -77,70 +76,28 @@ def fingerprint(files: list[SourceFile], encoder, skip_bad: bool, max_chars: Opt
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp.{socket.gethostname()}.{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_npy(path: str, arr: np.ndarray) -> None:
-    tmp = f"{path}.tmp.{socket.gethostname()}.{os.getpid()}.npy"
-    np.save(tmp, arr)
-    os.replace(tmp, path)
-
-
-def is_store(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, MANIFEST))
-
-
 # ---------------------------------------------------------------------------------------------------
 # building one unit (runs in a worker process)
 # ---------------------------------------------------------------------------------------------------
-def _unit_paths(store: str, i: int) -> dict:
-    base = os.path.join(store, "units", f"{i:05d}")
-    return {"tokens": base + ".tokens", "docs": base + ".docs.npy", "keys": base + ".keys.npy",
-            "mask": base + ".mask", "done": base + ".json"}
-
-
 def build_unit(store: str, i: int, unit: WorkUnit, encoder, skip_bad: bool, max_chars: Optional[int]) -> dict:
     """Tokenize one work unit into the store; returns its summary (also written as the done marker)."""
     faults.point("unit_build", unit=i)
     t0 = time.time()
-    paths = _unit_paths(store, i)
+    paths = unit_paths(store, i)
     skipped = SkipCounter()
     tag = f"tmp.{socket.gethostname()}.{os.getpid()}"
     offsets, keys = [0], []
     n_tokens = 0
-    pending: list = []   # (key, record) waiting for the next encode_batch
-    size = 0
     mask_out = open(f"{paths['mask']}.{tag}", "wb") if encoder.has_mask else None
-
-    def flush(out):
-        nonlocal n_tokens, pending, size
-        for (key, _), encoded in zip(pending, encoder.encode_batch([r for _, r in pending])):
-            if encoded is None:  # the encoder dropped it (and counted why)
-                continue
-            ids, mask = encoded
-            out.write(ids.tobytes())
-            if mask_out is not None:
-                mask_out.write(np.asarray(mask, dtype=np.uint8).tobytes())
-            n_tokens += len(ids)
-            offsets.append(n_tokens)
-            keys.append(doc_hash(unit.file.relpath, key))
-        pending, size = [], 0
-
     try:
         with open(f"{paths['tokens']}.{tag}", "wb") as out:
-            for key, record in encoder.read(unit, skip_bad, max_chars, skipped):
-                pending.append((key, record))
-                size += encoder.size(record)
-                if size >= BATCH_CHARS or len(pending) >= BATCH_DOCS:
-                    flush(out)
-            if pending:
-                flush(out)
+            for key, doc in encoded_documents(unit, encoder, skip_bad, max_chars, skipped):
+                out.write(doc.ids.tobytes())
+                if mask_out is not None:
+                    mask_out.write(np.asarray(doc.mask, dtype=np.uint8).tobytes())
+                n_tokens += len(doc.ids)
+                offsets.append(n_tokens)
+                keys.append(doc_hash(unit.file.relpath, key))
     finally:
         if mask_out is not None:
             mask_out.close()
@@ -150,14 +107,14 @@ def build_unit(store: str, i: int, unit: WorkUnit, encoder, skip_bad: bool, max_
     os.replace(f"{paths['tokens']}.{tag}", paths["tokens"])
     if mask_out is not None:
         os.replace(f"{paths['mask']}.{tag}", paths["mask"])
-    _atomic_npy(paths["docs"], np.asarray(offsets, dtype=np.int64))
-    _atomic_npy(paths["keys"], np.asarray(keys, dtype=np.uint32))
+    atomic_npy(paths["docs"], np.asarray(offsets, dtype=np.int64))
+    atomic_npy(paths["keys"], np.asarray(keys, dtype=np.uint32))
     summary = {"unit": i, "source": unit.file.relpath, "path": unit.file.path, "start": unit.start,
                "end": unit.end, "bytes": unit.nbytes, "documents": len(keys), "tokens": n_tokens,
                "skipped": skipped.to_dict(), "skipped_examples": skipped.examples[:5],
                "counters": encoder.counters(), "seconds": round(time.time() - t0, 3),
                "peak_rss_mb": peak_rss_mb()}
-    _atomic_write(paths["done"], json.dumps(summary).encode())
+    atomic_write(paths["done"], json.dumps(summary).encode())
     return summary
 
 
@@ -179,8 +136,7 @@ class StoreBuilder:
                  max_chars: Optional[int] = None, num_proc: int = 1, rank: int = 0, world: int = 1,
                  fingerprint_mode: str = "metadata", unit_bytes: int = 32 << 20, poll_seconds: float = 0.5,
                  show_progress: bool = True, path: Optional[str] = None):
-        if not hasattr(encoder, "encode_batch"):  # a TokenizerSpec: pretraining text
-            from medtrain.data.tokenization import TextEncoder
+        if isinstance(encoder, TokenizerSpec):  # pretraining text with this tokenizer
             encoder = TextEncoder(encoder)
         self.files, self.encoder = files, encoder
         self.skip_bad, self.max_chars, self.num_proc = skip_bad, max_chars, max(1, num_proc)
@@ -209,8 +165,8 @@ class StoreBuilder:
         os.makedirs(os.path.join(self.path, "units"), exist_ok=True)
         units = self._plan()
         mine = [i for i in range(len(units)) if i % self.world == self.rank
-                and not os.path.exists(_unit_paths(self.path, i)["done"])]
-        done_before = sum(os.path.exists(_unit_paths(self.path, i)["done"]) for i in range(len(units)))
+                and not os.path.exists(unit_paths(self.path, i)["done"])]
+        done_before = sum(os.path.exists(unit_paths(self.path, i)["done"]) for i in range(len(units)))
         if done_before and not is_store(self.path):
             logger.info("Resuming the build of %s: %d of %d units already done", self.path, done_before, len(units))
         logger.info("Building token store %s: %d units, %d for this rank, %d worker processes", self.path,
@@ -220,7 +176,7 @@ class StoreBuilder:
         from medtrain.runtime.measure import cpu_seconds
 
         os.makedirs(os.path.join(self.path, "ranks"), exist_ok=True)
-        _atomic_write(os.path.join(self.path, "ranks", f"{self.rank}.json"), json.dumps(
+        atomic_write(os.path.join(self.path, "ranks", f"{self.rank}.json"), json.dumps(
             {"rank": self.rank, "units_built": len(mine), "seconds": round(time.time() - t_build, 3),
              "cpu_seconds": cpu_seconds(), "peak_rss_mb": peak_rss_mb(), "host": socket.gethostname()}).encode())
         self._wait_for_all(len(units))
@@ -266,7 +222,7 @@ class StoreBuilder:
                 os.replace(self.path, trash)
                 shutil.rmtree(trash, ignore_errors=True)
             os.makedirs(self.path, exist_ok=True)
-            _atomic_write(marker, json.dumps({"launch": launch, "time": time.time()}).encode())
+            atomic_write(marker, json.dumps({"launch": launch, "time": time.time()}).encode())
             logger.info("--overwrite_cache: rebuilding %s", self.path)
             return
         last_log = time.time()
@@ -320,7 +276,7 @@ class StoreBuilder:
         self.built_units = len(mine)
 
     def _wait_for_all(self, n_units: int) -> None:
-        done = lambda i: os.path.exists(_unit_paths(self.path, i)["done"])  # noqa: E731
+        done = lambda i: os.path.exists(unit_paths(self.path, i)["done"])  # noqa: E731
         rank_file = lambda r: os.path.exists(os.path.join(self.path, "ranks", f"{r}.json"))  # noqa: E731
         missing = [i for i in range(n_units) if not done(i)]
         missing_ranks = [r for r in range(self.world) if not rank_file(r)]
@@ -339,7 +295,7 @@ class StoreBuilder:
     def _write_manifest(self, units: list[WorkUnit], seconds: float) -> None:
         summaries = []
         for i in range(len(units)):
-            with open(_unit_paths(self.path, i)["done"]) as fh:
+            with open(unit_paths(self.path, i)["done"]) as fh:
                 summaries.append(json.load(fh))
         skipped = SkipCounter()
         for s in summaries:
@@ -362,7 +318,7 @@ class StoreBuilder:
                     ranks.append(json.load(fh))
             except (OSError, ValueError):
                 pass
-        lengths = np.concatenate([np.diff(np.load(_unit_paths(self.path, i)["docs"])) for i in range(len(units))])
+        lengths = np.concatenate([np.diff(np.load(unit_paths(self.path, i)["docs"])) for i in range(len(units))])
         from medtrain.runtime.measure import length_histogram
 
         histogram = length_histogram(lengths, os.path.join(self.path, "doc_lengths.png"))
@@ -371,11 +327,10 @@ class StoreBuilder:
             "fingerprint": self.fp,
             "dtype": np.dtype(self.encoder.dtype).name,
             "has_mask": bool(self.encoder.has_mask),
-            "encoder": type(self.encoder).__name__,
             "vocab_size": spec.vocab_size,
             "bos_id": spec.bos_id, "eos_id": spec.eos_id,
             "add_bos": spec.add_bos, "add_eos": spec.add_eos,
-            "text_field": getattr(self.encoder, "text_field", None),
+            **self.encoder.describe(),
             "inputs": [{"path": f.path, "relpath": f.relpath, "size": f.size, "mtime_ns": f.mtime_ns}
                        for f in self.files],
             "units": [{k: s[k] for k in ("unit", "source", "start", "end", "bytes", "documents", "tokens")}
@@ -392,7 +347,7 @@ class StoreBuilder:
             "document_length_histogram": histogram,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        _atomic_write(os.path.join(self.path, MANIFEST), json.dumps(manifest, indent=1).encode())
+        atomic_write(os.path.join(self.path, MANIFEST), json.dumps(manifest, indent=1).encode())
         logger.info("Token store ready: %s (%s documents, %s tokens, %.1f s; skipped: %s)\n"
                     "Document lengths (tokens):\n%s", self.path, f"{docs:,}", f"{tokens:,}", seconds,
                     skipped.to_dict() or "nothing", "\n".join(histogram))
@@ -401,152 +356,6 @@ class StoreBuilder:
 # ---------------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------------
-class TokenCorpus:
-    """One or more token stores read as one corpus: a global document table over all their units."""
-
-    def __init__(self, paths):
-        self.paths = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
-        self.manifests = []
-        lengths, keys, unit_of, starts = [], [], [], []
-        self._units = []  # (tokens path, dtype, mask path or None)
-        for p in self.paths:
-            if not is_store(p):
-                raise DataError(f"{p}: not a complete token store (no {MANIFEST}; an interrupted build is "
-                                "resumed by running the same command again)")
-            with open(os.path.join(p, MANIFEST)) as fh:
-                m = json.load(fh)
-            if m.get("format_version") != FORMAT_VERSION:
-                raise DataError(f"{p}: token store format {m.get('format_version')} is not {FORMAT_VERSION}; "
-                                "rebuild it with --overwrite_cache")
-            self.manifests.append(m)
-            for u in m["units"]:
-                up = _unit_paths(p, u["unit"])
-                off = np.load(up["docs"])
-                itemsize = np.dtype(m["dtype"]).itemsize
-                expected = {up["tokens"]: int(off[-1]) * itemsize}
-                if m.get("has_mask"):
-                    expected[up["mask"]] = int(off[-1])
-                for path, size in expected.items():
-                    found = os.path.getsize(path) if os.path.exists(path) else None
-                    if found != size:
-                        raise DataError(f"{path}: {found} bytes, the store's index expects {size}: the store is "
-                                        f"damaged or was copied incompletely; rebuild it (--overwrite_cache) or "
-                                        f"copy it again")
-                lengths.append(np.diff(off))
-                starts.append(off[:-1])
-                keys.append(np.load(up["keys"]))
-                unit_of.append(np.full(len(off) - 1, len(self._units), dtype=np.int32))
-                self._units.append((up["tokens"], np.dtype(m["dtype"]), up["mask"] if m.get("has_mask") else None))
-        dtypes = {m["dtype"] for m in self.manifests}
-        masks = {bool(m.get("has_mask")) for m in self.manifests}
-        if len(masks) > 1:
-            raise DataError(f"token stores {self.paths} mix pretraining text and SFT conversations")
-        self.has_mask = masks == {True}
-        eos = {m["eos_id"] for m in self.manifests}
-        if len(eos) > 1:
-            raise DataError(f"token stores {self.paths} were built with different tokenizers (EOS ids {eos})")
-        self.doc_lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-        self.doc_keys = np.concatenate(keys) if keys else np.zeros(0, np.uint32)
-        self.doc_unit = np.concatenate(unit_of) if unit_of else np.zeros(0, np.int32)
-        self.doc_start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
-        self.dtype = np.dtype("uint32" if "uint32" in dtypes else "uint16")
-        self._maps: dict = {}
-
-    @property
-    def n_documents(self) -> int:
-        return len(self.doc_lengths)
-
-    @property
-    def fingerprints(self) -> list[str]:
-        return [m["fingerprint"] for m in self.manifests]
-
-    def _map(self, u: int, mask: bool = False) -> np.ndarray:
-        m = self._maps.get((u, mask))
-        if m is None:
-            path, dtype, mask_path = self._units[u]
-            path, dtype = (mask_path, np.uint8) if mask else (path, dtype)
-            m = np.memmap(path, dtype=dtype, mode="r") if os.path.getsize(path) else np.zeros(0, dtype)
-            self._maps[(u, mask)] = m
-        return m
-
-    def __getstate__(self):  # memmaps are reopened in each dataloader worker
-        state = dict(self.__dict__)
-        state["_maps"] = {}
-        return state
-
-    def tokens(self, doc: int, start: int = 0, length: Optional[int] = None) -> np.ndarray:
-        if length is None:
-            length = int(self.doc_lengths[doc]) - start
-        s = int(self.doc_start[doc]) + start
-        return self._map(int(self.doc_unit[doc]))[s: s + length]
-
-    def mask(self, doc: int, start: int = 0, length: Optional[int] = None) -> np.ndarray:
-        """Which tokens are trained (SFT stores; pretraining stores train every token)."""
-        if length is None:
-            length = int(self.doc_lengths[doc]) - start
-        if not self.has_mask:
-            return np.ones(length, dtype=np.uint8)
-        s = int(self.doc_start[doc]) + start
-        return self._map(int(self.doc_unit[doc]), mask=True)[s: s + length]
-
-    def split_documents(self, split: str, holdout_percentage: float) -> np.ndarray:
-        """Document numbers of the train or eval split: eval holds the documents whose origin hash
-        falls in the first `holdout_percentage` percent; train the others."""
-        if split == "all" or holdout_percentage <= 0:
-            return np.arange(self.n_documents, dtype=np.int64) if split != "eval" else np.zeros(0, np.int64)
-        held = is_held_out(self.doc_keys, holdout_percentage)
-        return np.flatnonzero(held if split == "eval" else ~held).astype(np.int64)
-
-    def blocks(self, block_size: int, strategy: str, keep_last: bool = True, split: str = "all",
-               holdout_percentage: float = 0.0) -> BlockIndex:
-        """The block index for these settings, computed from document lengths and cached on disk."""
-        key = hashlib.sha256(json.dumps([self.fingerprints, block_size, strategy, keep_last, split,
-                                         holdout_percentage, 1]).encode()).hexdigest()[:16]
-        cache = os.path.join(self.paths[0], "packing", f"{strategy}-{block_size}-{split}-{key}.npz")
-        if os.path.exists(cache):
-            try:
-                return BlockIndex.load(cache)
-            except Exception:  # a damaged cache is recomputed, never trusted
-                logger.warning("ignoring unreadable packing cache %s", cache)
-        docs = self.split_documents(split, holdout_percentage)
-        index = pack(self.doc_lengths[docs], block_size, strategy, keep_last, docs=docs)
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        tmp = f"{cache}.tmp.{socket.gethostname()}.{os.getpid()}.npz"
-        index.save(tmp)
-        os.replace(tmp, cache)
-        return index
-
-    def block_tokens(self, index: BlockIndex, b: int) -> dict:
-        """A block's row: input_ids, piece_lengths, and labels for stores with a trained-token mask."""
-        s, e = int(index.block_ptr[b]), int(index.block_ptr[b + 1])
-        pieces = list(zip(index.piece_doc[s:e].tolist(), index.piece_start[s:e].tolist(),
-                          index.piece_len[s:e].tolist()))
-        ids = np.concatenate([self.tokens(*p) for p in pieces]).astype(np.int64)
-        row = {"input_ids": ids, "piece_lengths": index.piece_len[s:e]}
-        if self.has_mask:
-            mask = np.concatenate([self.mask(*p) for p in pieces]).astype(bool)
-            row["labels"] = np.where(mask, ids, -100)
-        return row
-
-    def summary(self) -> dict:
-        skipped = SkipCounter()
-        for m in self.manifests:
-            skipped.merge(m["skipped"])
-        counters: dict = {}
-        for m in self.manifests:
-            for k in ("documents_cut_for_tokenizing", "truncated", "truncated_reply_cut", "dropped_no_target"):
-                if k in m:
-                    counters[k] = counters.get(k, 0) + m[k]
-        return {"stores": self.paths, "documents": int(self.n_documents), "tokens": int(self.doc_lengths.sum()),
-                "skipped_lines": skipped.to_dict(), **counters}
-
-
-def is_held_out(keys, holdout_percentage: float):
-    """The validation rule shared by both data paths: a document is held out when its origin hash,
-    modulo 10,000, is below holdout_percentage * 100."""
-    return (np.asarray(keys, dtype=np.uint64) % 10000) < int(round(holdout_percentage * 100))
-
-
 def resolve_inputs(paths, what: str) -> tuple[list[str], list[SourceFile]]:
     """Split user paths into prepared token stores (used as they are) and raw files to tokenize."""
     stores, raw = [], []
