@@ -12,7 +12,8 @@ from typing import Optional
 
 from transformers import TrainingArguments
 
-from medtrain.config.arguments import DataArguments, ModelArguments, parse_args
+from medtrain.config.arguments import DataArguments, ModelArguments, Parsed, parse_run_args
+from medtrain.config.run_config import RunConfig
 from medtrain.training.demo import DEMO_CORPUS
 from medtrain.training.runner import run_main, run_training
 from medtrain.data.tokenization import TextEncoder, load_tokenizer_spec
@@ -32,22 +33,21 @@ def uses_demo(argv: list[str]) -> bool:
         argv and argv[0].endswith((".json", ".yaml", ".yml")))
 
 
-def parse_pretraining_args(argv: Optional[list[str]] = None):
+def parse_pretraining_args(argv: Optional[list[str]] = None) -> Parsed:
     argv = list(sys.argv[1:] if argv is None else argv)
     if uses_demo(argv):
         argv = DEMO_FLAGS + argv
-    return parse_args((ModelArguments, DataArguments, TrainingArguments), argv)
+    return parse_run_args((ModelArguments, DataArguments, TrainingArguments), argv)
 
 
-def text_encoder(tokenizer, data_args) -> TextEncoder:
+def text_encoder(tokenizer, config: RunConfig) -> TextEncoder:
+    data_args = config.data
     spec = load_tokenizer_spec(tokenizer.name_or_path, data_args.add_bos_token, data_args.add_eos_token, tokenizer)
     return TextEncoder(spec, data_args.text_field)
 
 
 def run(argv: Optional[list[str]] = None) -> dict:
-    model_args, data_args, training_args = parse_pretraining_args(argv)
-    return run_training(model_args, data_args, training_args, text_encoder, task="pretraining",
-                        default_data=DEMO_CORPUS)
+    return run_training("pretraining", parse_pretraining_args(argv), text_encoder, default_data=DEMO_CORPUS)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

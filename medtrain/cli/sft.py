@@ -24,12 +24,13 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from transformers import TrainingArguments
 
-from medtrain.config.arguments import DataArguments, ModelArguments, _config_to_flags, parse_args
+from medtrain.config.arguments import DataArguments, FrozenAfterResolve, ModelArguments, Parsed, parse_run_args
+from medtrain.config.run_config import RunConfig, resolve_run
 from medtrain.data.chat_templates import TEMPLATES
 from medtrain.data.conversations import FORMATS, ConversationEncoder
 from medtrain.training.demo import DEMO_SFT_DATA
@@ -53,7 +54,7 @@ DEMO_FLAGS = ["--model_max_length", "512", "--per_device_train_batch_size", "8",
 
 
 @dataclass
-class SftArguments:
+class SftArguments(FrozenAfterResolve):
     """How conversations are read, rendered and previewed."""
 
     template_name: str = field(
@@ -92,30 +93,28 @@ class SftArguments:
             raise ValueError("Invalid SFT arguments:\n  " + "\n  ".join(problems))
 
 
-def given_flags(argv: list[str]) -> set[str]:
-    """The flags the user gave (a leading config file's keys included)."""
-    if argv and argv[0].endswith((".json", ".yaml", ".yml")) and not argv[0].startswith("-"):
-        argv = _config_to_flags(argv[0]) + argv[1:]
-    return {"--" + a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}  # --a-b is --a_b
-
-
-def resolve_sft_defaults(model_args: ModelArguments, data_args: DataArguments, given: set[str]) -> None:
-    """SFT's packing and length defaults (see the module doc)."""
-    if data_args.packing and "--packing_strategy" not in given and not data_args.group_by_text:
-        data_args.packing_strategy = "group_by_text"
-    elif not given & {"--packing", "--packing_strategy", "--group_by_text"}:
-        data_args.packing_strategy = "none"
+def resolve_sft_defaults(model_args: ModelArguments, data_args: DataArguments, given: frozenset,
+                         change: Callable) -> None:
+    """SFT's packing and length defaults (see the module doc), set through run_config's `change`."""
+    if data_args.packing and "packing_strategy" not in given and not data_args.group_by_text:
+        if data_args.packing_strategy != "group_by_text":
+            change(data_args, "packing_strategy", "group_by_text", "--packing true packs conversations "
+                   "document-aware")
+    elif not given & {"packing", "packing_strategy", "group_by_text"} and data_args.packing_strategy != "none":
+        change(data_args, "packing_strategy", "none", "SFT default: one conversation per row")
     if data_args.packing_strategy == "concat":
         logger.warning("--packing_strategy concat lets attention cross conversations and cuts conversations "
                        "across rows; --packing true packs them document-aware (group_by_text)")
-    lengths = [v for flag, v in (("--model_max_length", model_args.model_max_length),
-                                 ("--block_size", data_args.block_size)) if flag in given and v]
+    lengths = [v for name, v in (("model_max_length", model_args.model_max_length),
+                                 ("block_size", data_args.block_size)) if name in given and v]
     max_length = min(lengths) if lengths else DEFAULT_MAX_LENGTH
-    model_args.model_max_length = max_length
-    data_args.block_size = max_length
+    if model_args.model_max_length != max_length:
+        change(model_args, "model_max_length", max_length, "the SFT sequence length")
+    if data_args.block_size != max_length:
+        change(data_args, "block_size", max_length, "the SFT sequence length (= --model_max_length)")
 
 
-def parse_sft_args(argv: Optional[list[str]] = None):
+def parse_sft_args(argv: Optional[list[str]] = None) -> Parsed:
     argv = list(sys.argv[1:] if argv is None else argv)
     if uses_demo(argv):
         argv = DEMO_FLAGS + argv
@@ -124,10 +123,12 @@ def parse_sft_args(argv: Optional[list[str]] = None):
             import torch
 
             torch.set_num_threads(1)
-    model_args, data_args, sft_args, training_args = parse_args(
-        (ModelArguments, DataArguments, SftArguments, TrainingArguments), argv)
-    resolve_sft_defaults(model_args, data_args, given_flags(argv))
-    return model_args, data_args, sft_args, training_args
+    return parse_run_args((ModelArguments, DataArguments, TrainingArguments, SftArguments), argv)
+
+
+def resolve_sft_config(argv: Optional[list[str]] = None) -> RunConfig:
+    """The resolved configuration of an SFT run (without building the demo model)."""
+    return resolve_run("sft", parse_sft_args(argv), default_data=DEMO_SFT_DATA, resolve_task=resolve_sft_defaults)
 
 
 def conversation_encoder(tokenizer, data_args: DataArguments, sft_args: SftArguments) -> ConversationEncoder:
@@ -215,17 +216,19 @@ def sft_counters(summary: dict) -> dict:
 
 
 def run(argv: Optional[list[str]] = None) -> dict:
-    model_args, data_args, sft_args, training_args = parse_sft_args(argv)
+    parsed = parse_sft_args(argv)
+    model_args, data_args, _, sft_args = parsed.objects
     if sft_args.preview_samples:
+        resolve_sft_defaults(model_args, data_args, parsed.given, lambda obj, name, value, why: setattr(obj, name, value))
         return {"preview": preview(model_args, data_args, sft_args)}
     chosen = {}
 
-    def make_encoder(tokenizer, data_args):
-        chosen["encoder"] = conversation_encoder(tokenizer, data_args, sft_args)
+    def make_encoder(tokenizer, config):
+        chosen["encoder"] = conversation_encoder(tokenizer, config.data, config.extra(SftArguments))
         return chosen["encoder"]
 
-    def extra(summary: dict) -> dict:
-        enc = chosen["encoder"]
+    def extra(config, summary: dict) -> dict:
+        enc, data_args, sft_args = chosen["encoder"], config.data, config.extra(SftArguments)
         sft = {"template": enc.template_name, "data_format": sft_args.data_format,
                "max_length": data_args.block_size, "system_prompt": enc.default_system(),
                "counters": sft_counters(summary),
@@ -236,7 +239,7 @@ def run(argv: Optional[list[str]] = None) -> dict:
                     data_args.block_size, sft["counters"])
         return {"sft": sft}
 
-    return run_training(model_args, data_args, training_args, make_encoder, task="sft", default_data=DEMO_SFT_DATA,
+    return run_training("sft", parsed, make_encoder, default_data=DEMO_SFT_DATA, resolve_task=resolve_sft_defaults,
                         extra_summary=extra)
 
 

@@ -22,8 +22,21 @@ from typing import Any, Optional
 PACKING_STRATEGIES = ("concat", "group_by_text", "best_fit", "none")
 
 
+class FrozenAfterResolve:
+    """Argument dataclasses whose values are settled once (`run_config.resolve_run`), then frozen."""
+
+    def freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+
+    def __setattr__(self, name, value):
+        if self.__dict__.get("_frozen"):
+            raise AttributeError(f"{type(self).__name__}.{name} is frozen: arguments are resolved once, in "
+                                 "medtrain.config.run_config.resolve_run")
+        object.__setattr__(self, name, value)
+
+
 @dataclass
-class ModelArguments:
+class ModelArguments(FrozenAfterResolve):
     """Which model and tokenizer to train, and how to load them."""
 
     model_name_or_path: Optional[str] = field(
@@ -89,7 +102,7 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class DataArguments(FrozenAfterResolve):
     """Where the text is, how it is tokenized, packed into blocks and cached."""
 
     train_file_dir: Optional[list[str]] = field(
@@ -252,6 +265,8 @@ def _config_to_flags(path: str) -> list[str]:
         data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a config file must hold a mapping of argument names to values")
+    if "medtrain_run_config" in data:  # a run's saved run_config.json: its arguments rerun it
+        data = data.get("arguments") or {}
     flags = []
     for key, value in data.items():
         if value is None:
@@ -268,6 +283,42 @@ def _config_to_flags(path: str) -> list[str]:
     return flags
 
 
+def expand_config_file(argv: list[str]) -> list[str]:
+    """argv with a leading .json/.yaml config file replaced by its flags (flags after it override them)."""
+    if argv and argv[0].endswith((".json", ".yaml", ".yml")) and not argv[0].startswith("-"):
+        return _config_to_flags(argv[0]) + argv[1:]
+    return list(argv)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Parsed arguments: the dataclass objects, and the names of the arguments actually given."""
+
+    objects: tuple
+    given: frozenset
+
+
+def given_names(dataclass_types, argv: list[str]) -> frozenset:
+    """The names (dests) of the arguments `argv` gives, aliases resolved (--preprocessing_num_workers
+    is num_proc)."""
+    import argparse
+
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(dataclass_types)
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    parser._defaults.clear()
+    namespace, _ = parser.parse_known_args(expand_config_file(argv))
+    return frozenset(vars(namespace))
+
+
+def parse_run_args(dataclass_types, argv: Optional[list[str]] = None) -> Parsed:
+    """`parse_args`, plus which arguments were given (for the run configuration)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return Parsed(tuple(parse_args(dataclass_types, argv)), given_names(dataclass_types, argv))
+
+
 def parse_args(dataclass_types, argv: Optional[list[str]] = None):
     """Parse flags (or a leading .json/.yaml config file plus overriding flags) into the dataclasses.
 
@@ -277,10 +328,7 @@ def parse_args(dataclass_types, argv: Optional[list[str]] = None):
     """
     from transformers import HfArgumentParser
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0].endswith((".json", ".yaml", ".yml")) and not argv[0].startswith("-"):
-        argv = _config_to_flags(argv[0]) + argv[1:]
-
+    argv = expand_config_file(list(sys.argv[1:] if argv is None else argv))
     parser = HfArgumentParser(dataclass_types)
     # by name: importing TrainingArguments loads torch, which prepare_data.py does not need
     if any(any(c.__name__ == "TrainingArguments" for c in t.__mro__) for t in dataclass_types):

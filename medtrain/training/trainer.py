@@ -21,6 +21,7 @@ from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from medtrain.data.block_dataset import BlockDataset
 from medtrain.data.packing import padding_fraction
 from medtrain.data.rows import META_KEY, BatchMeta, MixerCursor
 from medtrain.resilience import checkpoints as resilience
@@ -91,10 +92,18 @@ class MedTrainer(Trainer):
 
     def _get_train_sampler(self, train_dataset=None):
         ds = train_dataset if train_dataset is not None else self.train_dataset
-        if self.args.train_sampling_strategy == "group_by_length" and hasattr(ds, "lengths"):
+        if self.args.train_sampling_strategy == "group_by_length":
             return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                        dataset=ds, lengths=ds.lengths().tolist())
+                                        dataset=ds, lengths=row_lengths(ds))
         return super()._get_train_sampler(train_dataset)
+
+    def _get_eval_sampler(self, eval_dataset):
+        if self.args.train_sampling_strategy == "group_by_length":
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return LengthGroupedSampler(self.args.eval_batch_size, dataset=eval_dataset,
+                                        lengths=row_lengths(eval_dataset),
+                                        generator=torch.Generator().manual_seed(seed))
+        return super()._get_eval_sampler(eval_dataset)
 
     def _prepare_inputs(self, inputs):
         meta: BatchMeta | None = inputs.pop(META_KEY, None)
@@ -136,6 +145,20 @@ class MedTrainer(Trainer):
             torch.save(self.cursor_tracker.state_dict(), path + ".tmp")
             os.replace(path + ".tmp", path)
         resilience.complete_checkpoint(checkpoint, self.args, self.state, limit or self.keep_checkpoints)
+
+
+def row_lengths(dataset) -> list[int]:
+    """Tokens of each row: from the block index where the dataset has one (no pass over the data),
+    else by reading the rows (small evaluation sets)."""
+    if isinstance(dataset, BlockDataset):
+        return dataset.lengths().tolist()
+    return [len(dataset[i]) for i in range(len(dataset))]
+
+
+def has_stream_state(checkpoint: str, rank: int) -> bool:
+    """Whether `checkpoint` holds this rank's streaming position."""
+    folder = os.path.join(checkpoint, DATA_STATE_DIR)
+    return os.path.isdir(folder) and any(name.startswith(f"rank{rank}.") for name in os.listdir(folder))
 
 
 def load_stream_state(checkpoint: str, rank: int):

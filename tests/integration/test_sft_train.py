@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from medtrain.cli.sft import DEMO_SFT_DATA, main, parse_sft_args
+from medtrain.cli.sft import DEMO_SFT_DATA, SftArguments, main, resolve_sft_config
 
 from helpers import read_summary
 from helpers.launch import ROOT, free_port, launch_env, logged_losses
@@ -112,20 +112,25 @@ def test_preview_samples_prints_json_lines_and_does_not_train(demo_dir, tmp_path
     assert not os.path.exists(tmp_path / "p")
 
 
+def sft_flags(argv):
+    config = resolve_sft_config(argv)
+    return config.model, config.data, config.extra(SftArguments)
+
+
 def test_sft_flag_resolution():
-    m, d, s, _ = parse_sft_args([])  # the demo
+    m, d, s = sft_flags([])  # the demo
     assert (d.packing_strategy, d.block_size, m.model_max_length) == ("none", 512, 512)
-    m, d, s, _ = parse_sft_args(["--model_name_or_path", "x", "--packing", "true"])
+    m, d, s = sft_flags(["--model_name_or_path", "x", "--packing", "true"])
     assert (d.packing_strategy, d.block_size) == ("group_by_text", 2048)
-    m, d, s, _ = parse_sft_args(["--model_name_or_path", "x", "--packing_strategy", "best_fit", "--block_size", "300"])
+    m, d, s = sft_flags(["--model_name_or_path", "x", "--packing_strategy", "best_fit", "--block_size", "300"])
     assert (d.packing_strategy, d.block_size, m.model_max_length) == ("best_fit", 300, 300)
-    m, d, s, _ = parse_sft_args(["--model_name_or_path", "x", "--packing", "false", "--model_max_length", "1024",
+    m, d, s = sft_flags(["--model_name_or_path", "x", "--packing", "false", "--model_max_length", "1024",
                                  "--template_name", "qwen", "--data_format", "openai", "--system_prompt", "S"])
     assert (d.packing_strategy, d.block_size, s.template_name, s.data_format) == ("none", 1024, "qwen", "openai")
-    m, d, s, _ = parse_sft_args(["--model_name_or_path", "x", "--packing-strategy", "concat", "--model-max-length=99"])
+    m, d, s = sft_flags(["--model_name_or_path", "x", "--packing-strategy", "concat", "--model-max-length=99"])
     assert (d.packing_strategy, d.block_size) == ("concat", 99)
     with pytest.raises(ValueError, match="unknown --template_name 'vicunaa'"):
-        parse_sft_args(["--model_name_or_path", "x", "--template_name", "vicunaa"])
+        sft_flags(["--model_name_or_path", "x", "--template_name", "vicunaa"])
 
 
 def test_lora_sft_then_merge_loads_and_generates(demo_dir, tmp_path):
