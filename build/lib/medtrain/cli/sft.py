@@ -1,0 +1,254 @@
+"""Supervised fine-tuning: the run behind `supervised_finetuning.py`.
+
+Conversations (ShareGPT, OpenAI messages or Alpaca; see `conversations`) are rendered with a chat
+template (`chat_templates`) and encoded by `ConversationEncoder` into the same token store (or
+streaming path) as pretraining text, with a per-token mask: only the assistant replies and their
+end-of-turn token are trained (labels -100 elsewhere). The shared runner (`runner.run_training`)
+does the rest: model, LoRA, Trainer, evaluation, run summary.
+
+SFT defaults differ from pretraining in two places, resolved here without changing DataArguments:
+- one conversation per row (`--packing_strategy none`) unless packing is asked for; `--packing true`
+  means document-aware packing (`group_by_text`: several conversations per row, position_ids
+  restarting at each, no token attending to another conversation);
+- the sequence length is `--model_max_length` (default 2048; 512 in the demo), used as block_size:
+  a longer conversation is cut at turn boundaries (counted in the summary).
+
+With no model given, the embedded demo (the tiny Llama and tokenizer built locally) is fine-tuned on
+data/finetune.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+from transformers import TrainingArguments
+
+from medtrain.config.arguments import DataArguments, FrozenAfterResolve, ModelArguments, Parsed, parse_run_args
+from medtrain.config.run_config import RunConfig, resolve_run
+from medtrain.data.chat_templates import TEMPLATES
+from medtrain.data.conversations import FORMATS, ConversationEncoder
+from medtrain.training.demo import DEMO_SFT_DATA
+from medtrain.runtime.distributed import DistInfo
+from medtrain.cli.pretrain import uses_demo
+from medtrain.training.runner import run_main, run_training
+from medtrain.data.tokenization import spec_from_tokenizer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_LENGTH = 2048
+
+# Used when no model is given: the demo fine-tunes the tiny model on data/finetune in well under a
+# minute on CPU. User flags come after these, so they override them.
+DEMO_FLAGS = ["--model_max_length", "512", "--per_device_train_batch_size", "8", "--learning_rate", "3e-3",
+              "--warmup_steps", "10", "--lr_scheduler_type", "cosine", "--num_train_epochs", "3",
+              "--group_by_length", "true", "--logging_steps", "10", "--eval_strategy", "steps", "--eval_steps", "40",
+              "--save_strategy", "no",
+              "--output_dir", "outputs/demo-sft", "--validation_split_percentage", "5", "--num_proc", "1",
+              "--seed", "42"]
+
+
+@dataclass
+class SftArguments(FrozenAfterResolve):
+    """How conversations are read, rendered and previewed."""
+
+    template_name: str = field(
+        default="auto",
+        metadata={"help": "Chat template: auto (the tokenizer's own chat_template when it has one, else vicuna), "
+                          "tokenizer (its chat_template, required), or one of "
+                          f"{', '.join(sorted(TEMPLATES))} (medtrain/chat_templates.py). A registry template is "
+                          "saved with the tokenizer as its chat_template, so apply_chat_template matches training."},
+    )
+    data_format: str = field(
+        default="auto",
+        metadata={"help": "Input format: auto (detected per file from its first record), sharegpt "
+                          "(conversations/from/value), openai (messages/role/content) or alpaca "
+                          "(instruction/input/output[/system/history]).",
+                  "choices": ["auto", *FORMATS]},
+    )
+    system_prompt: Optional[str] = field(
+        default=None,
+        metadata={"help": "System prompt for conversations that have none (default: the template's own; an "
+                          "empty string: none)."},
+    )
+    preview_samples: int = field(
+        default=0,
+        metadata={"help": "Print the first N processed samples to stdout as JSON lines ({\"text\": the rendered "
+                          "sample, \"labels\": the trained spans decoded and joined}) and exit without training."},
+    )
+
+    def __post_init__(self):
+        problems = []
+        if self.preview_samples < 0:
+            problems.append(f"--preview_samples must be >= 0, got {self.preview_samples}")
+        if self.template_name not in ("auto", "tokenizer", *TEMPLATES):
+            problems.append(f"unknown --template_name {self.template_name!r}; choose auto, tokenizer or one of "
+                            f"{', '.join(sorted(TEMPLATES))} (or add a ChatTemplate in medtrain/chat_templates.py)")
+        if problems:
+            raise ValueError("Invalid SFT arguments:\n  " + "\n  ".join(problems))
+
+
+def resolve_sft_defaults(model_args: ModelArguments, data_args: DataArguments, given: frozenset,
+                         change: Callable) -> None:
+    """SFT's packing and length defaults (see the module doc), set through run_config's `change`."""
+    if data_args.packing and "packing_strategy" not in given and not data_args.group_by_text:
+        if data_args.packing_strategy != "group_by_text":
+            change(data_args, "packing_strategy", "group_by_text", "--packing true packs conversations "
+                   "document-aware")
+    elif not given & {"packing", "packing_strategy", "group_by_text"} and data_args.packing_strategy != "none":
+        change(data_args, "packing_strategy", "none", "SFT default: one conversation per row")
+    if data_args.packing_strategy == "concat":
+        logger.warning("--packing_strategy concat lets attention cross conversations and cuts conversations "
+                       "across rows; --packing true packs them document-aware (group_by_text)")
+    lengths = [v for name, v in (("model_max_length", model_args.model_max_length),
+                                 ("block_size", data_args.block_size)) if name in given and v]
+    max_length = min(lengths) if lengths else DEFAULT_MAX_LENGTH
+    if model_args.model_max_length != max_length:
+        change(model_args, "model_max_length", max_length, "the SFT sequence length")
+    if data_args.block_size != max_length:
+        change(data_args, "block_size", max_length, "the SFT sequence length (= --model_max_length)")
+
+
+def parse_sft_args(argv: Optional[list[str]] = None) -> Parsed:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if uses_demo(argv):
+        argv = DEMO_FLAGS + argv
+        if "OMP_NUM_THREADS" not in os.environ:
+            # the tiny demo model is fastest on one thread; two threads on a busy 2-core machine thrash
+            import torch
+
+            torch.set_num_threads(1)
+    return parse_run_args((ModelArguments, DataArguments, TrainingArguments, SftArguments), argv)
+
+
+def resolve_sft_config(argv: Optional[list[str]] = None) -> RunConfig:
+    """The resolved configuration of an SFT run (without building the demo model)."""
+    return resolve_run("sft", parse_sft_args(argv), default_data=DEMO_SFT_DATA, resolve_task=resolve_sft_defaults)
+
+
+def conversation_encoder(tokenizer, data_args: DataArguments, sft_args: SftArguments) -> ConversationEncoder:
+    """The SFT encoder for this tokenizer (the runner's `make_encoder`). A registry template is also
+    set as the tokenizer's chat_template, so the tokenizer saved with the model renders prompts the
+    way the model was trained."""
+    spec = spec_from_tokenizer(tokenizer, data_args.add_bos_token, add_eos=False)
+    encoder = ConversationEncoder.from_tokenizer(tokenizer, spec, sft_args.template_name, sft_args.data_format,
+                                                 sft_args.system_prompt, data_args.block_size)
+    jinja = encoder.jinja_template()
+    if jinja is not None:
+        if getattr(tokenizer, "chat_template", None) and tokenizer.chat_template != jinja:
+            logger.warning("Replacing the tokenizer's chat_template with the %s template the model is trained on",
+                           encoder.template_name)
+        tokenizer.chat_template = jinja
+    logger.info("SFT: template %s, data format %s, max length %d, packing %s", encoder.template_name,
+                sft_args.data_format, data_args.block_size, data_args.packing_strategy)
+    return encoder
+
+
+# ---------------------------------------------------------------------------------------------------
+# preview
+# ---------------------------------------------------------------------------------------------------
+def trained_spans(ids, mask) -> list:
+    """The runs of consecutive trained tokens, as lists of ids."""
+    ids, mask = np.asarray(ids), np.asarray(mask).astype(bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [ids[s:e].tolist() for s, e in zip(edges[::2], edges[1::2])]
+
+
+def sample_json(tokenizer, ids, mask) -> dict:
+    decode = lambda x: tokenizer.decode(list(x), skip_special_tokens=False,  # noqa: E731
+                                        clean_up_tokenization_spaces=False)
+    return {"text": decode(ids), "labels": "".join(decode(s) for s in trained_spans(ids, mask)),
+            "tokens": int(len(ids)), "trained_tokens": int(np.asarray(mask).sum())}
+
+
+def preview(model_args, data_args, sft_args, out=None) -> list[dict]:
+    """Print the first `preview_samples` processed samples as JSON lines (training data order)."""
+    from medtrain.training.demo import ensure_demo_assets
+    from medtrain.runtime.distributed import setup_logging
+    from medtrain.training.modeling import load_tokenizer
+    from medtrain.data.sources import SkipCounter, find_files, plan_units
+
+    out = out or sys.stdout
+    dist = DistInfo.from_env()
+    setup_logging(dist)
+    if not (model_args.tokenizer_name_or_path or model_args.model_name_or_path):
+        model_args.model_name_or_path = ensure_demo_assets(model_args.demo_dir)
+    tokenizer = load_tokenizer(model_args)
+    encoder = conversation_encoder(tokenizer, data_args, sft_args)
+    skipped, samples = SkipCounter(), []
+    for unit in plan_units(find_files(data_args.train_file_dir or [DEMO_SFT_DATA])):
+        for _, record in encoder.read(unit, data_args.skip_bad_lines, data_args.max_document_chars, skipped):
+            encoded = encoder.encode_batch([record])[0]
+            if encoded is not None:
+                samples.append(sample_json(tokenizer, *encoded))
+            if len(samples) >= sft_args.preview_samples:
+                break
+        if len(samples) >= sft_args.preview_samples:
+            break
+    if dist.is_main:
+        for s in samples:
+            out.write(json.dumps(s, ensure_ascii=False) + "\n")
+        out.flush()
+        logger.info("Previewed %d sample(s) (template %s; %s; skipped: %s); no training with --preview_samples",
+                    len(samples), encoder.template_name, encoder.counters(), skipped.to_dict() or "nothing")
+    return samples
+
+
+# ---------------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------------
+SFT_COUNTERS = ("truncated", "truncated_reply_cut", "dropped_no_target")
+
+
+def sft_counters(summary: dict) -> dict:
+    """The SFT counters of the run's data (train and eval stores, or the stream), from its summary."""
+    out = {}
+    for part in ("train", "eval", "streaming"):
+        found = {k: int(v) for k, v in (summary.get(part) or {}).items() if k in SFT_COUNTERS}
+        if found:
+            out[part] = found
+    return out
+
+
+def run(argv: Optional[list[str]] = None) -> dict:
+    parsed = parse_sft_args(argv)
+    model_args, data_args, _, sft_args = parsed.objects
+    if sft_args.preview_samples:
+        resolve_sft_defaults(model_args, data_args, parsed.given, lambda obj, name, value, why: setattr(obj, name, value))
+        return {"preview": preview(model_args, data_args, sft_args)}
+    chosen = {}
+
+    def make_encoder(tokenizer, config):
+        chosen["encoder"] = conversation_encoder(tokenizer, config.data, config.extra(SftArguments))
+        return chosen["encoder"]
+
+    def extra(config, summary: dict) -> dict:
+        enc, data_args, sft_args = chosen["encoder"], config.data, config.extra(SftArguments)
+        sft = {"template": enc.template_name, "data_format": sft_args.data_format,
+               "max_length": data_args.block_size, "system_prompt": enc.default_system(),
+               "counters": sft_counters(summary),
+               "padding_note": "train.padding_fraction is the padding up to block_size (model_max_length); "
+                               "batch_padding_fraction is the padding the collator really added (to the longest "
+                               "row of each batch)"}
+        logger.info("SFT: template %s, max length %d; truncated/dropped: %s", enc.template_name,
+                    data_args.block_size, sft["counters"])
+        return {"sft": sft}
+
+    return run_training("sft", parsed, make_encoder, default_data=DEMO_SFT_DATA, resolve_task=resolve_sft_defaults,
+                        extra_summary=extra)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    return run_main(run, argv)
+
+
+def console() -> None:
+    """The console script (`pip install` puts it on PATH)."""
+    from medtrain.runtime.distributed import exit_process
+
+    exit_process(main())

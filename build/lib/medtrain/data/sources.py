@@ -1,0 +1,418 @@
+"""Data sources: find input files, split them into work units, and read documents with their origin.
+
+A *work unit* is a whole file or a byte range of a large uncompressed line-based file (.txt, .jsonl,
+JSON-lines .json). A line belongs to the unit that holds its first byte, so units split anywhere and
+still read every line exactly once. Each document read carries a *key*: the byte offset of its line
+(line formats) or its row number (parquet, JSON arrays, compressed files), which, with the file's
+relative path, names it the same way on every data path (used to hold documents out for validation).
+
+Bad input raises `DataError` naming the file and line, unless the user chose to skip it, in which case
+`SkipCounter` counts it by reason (the counts go into the run's summary).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import os
+import zlib
+from dataclasses import dataclass, field, replace
+from typing import Iterator, Optional
+
+from medtrain.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+LINE_FORMATS = ("txt", "jsonl")
+SUFFIXES = {
+    ".txt": ("txt", None), ".text": ("txt", None),
+    ".jsonl": ("jsonl", None), ".json": ("json", None), ".parquet": ("parquet", None),
+    ".txt.gz": ("txt", "gz"), ".jsonl.gz": ("jsonl", "gz"), ".json.gz": ("json", "gz"),
+    ".txt.zst": ("txt", "zst"), ".jsonl.zst": ("jsonl", "zst"), ".json.zst": ("json", "zst"),
+}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str          # absolute path
+    relpath: str       # path relative to the root it was found under (stable across machines)
+    size: int
+    mtime_ns: int
+    fmt: str           # txt | jsonl | json | parquet
+    compression: Optional[str] = None
+
+    @property
+    def splittable(self) -> bool:
+        return self.compression is None and self.fmt in ("txt", "jsonl", "json")
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """A whole file (start=0, end=None) or the lines starting in bytes [start, end) of one.
+
+    `stride`/`phase` keep only the records whose key hashes to `phase` modulo `stride` (how a file
+    that cannot be cut into byte ranges is shared by several readers); `skip_before` skips records
+    whose key is below it (resuming inside a file that cannot be seeked, e.g. a compressed one).
+    """
+
+    file: SourceFile
+    start: int = 0
+    end: Optional[int] = None
+    stride: int = 1
+    phase: int = 0
+    skip_before: Optional[int] = None
+
+    def resume_at(self, key: Optional[int]) -> "WorkUnit":
+        """This unit from the record with `key` on (None: from its start)."""
+        if key is None:
+            return self
+        if self.file.splittable and self.file.fmt in LINE_FORMATS + ("json",) and self.file.compression is None \
+                and not self._is_array_json():
+            return replace(self, start=key)  # keys are byte offsets of line starts: seek there
+        return replace(self, skip_before=key)
+
+    def _is_array_json(self) -> bool:
+        return self.file.fmt == "json" and RecordReader(self)._is_json_array()
+
+    @property
+    def nbytes(self) -> int:
+        return (self.file.size if self.end is None else self.end) - self.start
+
+    def describe(self) -> str:
+        if self.start == 0 and self.end is None:
+            return self.file.relpath
+        return f"{self.file.relpath}[{self.start}:{self.end}]"
+
+
+@dataclass
+class SkipCounter:
+    """Counts of skipped input by reason, with a few examples for the log."""
+
+    counts: dict = field(default_factory=dict)
+    examples: list = field(default_factory=list)
+
+    def add(self, reason: str, where: str = "", n: int = 1) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + n
+        if where and len(self.examples) < 20:
+            self.examples.append(f"{reason}: {where}")
+
+    def merge(self, other: "SkipCounter | dict") -> None:
+        counts = other.counts if isinstance(other, SkipCounter) else other.get("counts", other)
+        for k, v in counts.items():
+            self.counts[k] = self.counts.get(k, 0) + v
+        if isinstance(other, SkipCounter):
+            self.examples.extend(other.examples[: max(0, 20 - len(self.examples))])
+
+    def to_dict(self) -> dict:
+        return dict(sorted(self.counts.items()))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _classify(path: str):
+    name = path.lower()
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return SUFFIXES[suffix]
+    return None
+
+
+def find_files(paths, what: str = "--train_file_dir") -> list[SourceFile]:
+    """Every supported file under `paths` (files or directories, searched recursively): the paths in the
+    order given, each directory's files sorted, before its subdirectories; a file reached twice is read once.
+
+    A path that does not exist, or a directory without any supported file, is an error naming it.
+    Hidden files and directories (starting with '.') are ignored.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found: list[SourceFile] = []
+    seen: set = set()
+    for raw in paths:
+        root = os.path.abspath(os.fspath(raw))
+        if not os.path.exists(root):
+            raise DataError(f"{what}: path does not exist: {raw}")
+        if os.path.isfile(root):
+            kind = _classify(root)
+            if kind is None:
+                raise DataError(f"{what}: unsupported file type: {raw} (expected one of {', '.join(SUFFIXES)})")
+            candidates = [(root, os.path.basename(root))]
+        else:
+            candidates = []
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith(".") or _classify(name) is None:
+                        continue
+                    full = os.path.join(dirpath, name)
+                    candidates.append((full, os.path.relpath(full, root)))
+            if not candidates:
+                raise DataError(f"{what}: no supported data file under {raw} "
+                                f"(looked for {', '.join(SUFFIXES)}, recursively)")
+        for full, rel in candidates:
+            real = os.path.realpath(full)
+            if real in seen:  # the same file through two of the given paths: read it once
+                logger.warning("%s: %s is already among the inputs; reading it once", what, full)
+                continue
+            seen.add(real)
+            st = os.stat(full)
+            fmt, comp = _classify(full)
+            found.append(SourceFile(full, rel.replace(os.sep, "/"), st.st_size, st.st_mtime_ns, fmt, comp))
+    return found
+
+
+def plan_units(files: list[SourceFile], target_bytes: int = 32 << 20, min_units: int = 1) -> list[WorkUnit]:
+    """Split files into work units of roughly `target_bytes` (at least `min_units` when files allow).
+
+    Small files are whole units; large uncompressed line-based files are cut into byte ranges. The
+    plan depends only on the files and the two numbers, so every rank computes the same one.
+    """
+    total = sum(f.size for f in files)
+    if min_units > 1 and total > 0:
+        target_bytes = max(1, min(target_bytes, -(-total // min_units)))
+    units: list[WorkUnit] = []
+    for f in files:
+        if f.splittable and f.fmt != "json" and f.size > target_bytes:
+            n = -(-f.size // target_bytes)
+            step = -(-f.size // n)
+            for start in range(0, f.size, step):
+                units.append(WorkUnit(f, start, min(f.size, start + step)))
+        else:
+            units.append(WorkUnit(f))
+    return units
+
+
+def doc_hash(relpath: str, key: int) -> int:
+    """A stable 32-bit hash of a document's origin, the same on every path and machine."""
+    return zlib.crc32(f"{relpath}:{key}".encode("utf-8"))
+
+
+def _open_binary(f: SourceFile):
+    if f.compression == "gz":
+        return gzip.open(f.path, "rb")
+    if f.compression == "zst":
+        import zstandard
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(f.path, "rb"),
+                                                                            read_across_frames=True), 1 << 20)
+    return open(f.path, "rb")
+
+
+def _line_number(path: str, offset: int) -> int:
+    """1-based number of the line starting at byte `offset` (counted only when an error is reported)."""
+    count = 1
+    with open(path, "rb") as fh:
+        remaining = offset
+        while remaining > 0:
+            chunk = fh.read(min(remaining, 1 << 24))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            remaining -= len(chunk)
+    return count
+
+
+class RecordReader:
+    """Reads the documents of one work unit as `(key, text)` pairs.
+
+    With `text_field=None` it yields whole records instead, `(key, dict)` (a JSON object, or a parquet
+    row as a dict of its columns), for callers that validate records themselves (SFT conversations);
+    only "is it a JSON object" is checked here then.
+
+    Bad input raises `DataError("<file>:<line>: <what>")`; with `skip_bad=True` it is counted in
+    `self.skipped` instead. Empty lines and empty texts are never errors: they are counted as
+    `empty_line` / `empty_text` and skipped.
+    """
+
+    def __init__(self, unit: WorkUnit, text_field: Optional[str] = "text", skip_bad: bool = False,
+                 max_chars: Optional[int] = None, skipped: Optional[SkipCounter] = None):
+        self.unit = unit
+        self.text_field = text_field
+        self.skip_bad = skip_bad
+        self.max_chars = max_chars
+        self.skipped = skipped if skipped is not None else SkipCounter()
+        self.bytes_read = 0
+
+    def _wanted(self, key: int) -> bool:
+        u = self.unit
+        if u.skip_before is not None and key < u.skip_before:
+            return False
+        return u.stride == 1 or zlib.crc32(f"{key}@{u.file.relpath}".encode()) % u.stride == u.phase
+
+    # -- error handling -------------------------------------------------------------------------
+    def _where(self, key: int, how: str) -> str:
+        """`how`: 'offset' (key is the line's byte offset), 'line' (0-based line) or 'row' (0-based row)."""
+        path = self.unit.file.path
+        if how == "offset":
+            return f"{path}:{_line_number(path, key)}"
+        return f"{path}:{key + 1}" if how == "line" else f"{path}: row {key + 1}"
+
+    def _bad(self, reason: str, message: str, key: int, how: str = "offset") -> None:
+        if not self.skip_bad:
+            raise DataError(f"{self._where(key, how)}: {message} (pass --skip_bad_lines to skip and count such lines)")
+        # the line number costs a scan of the file: only for the few examples kept for the log
+        self.skipped.add(reason, self._where(key, how) if len(self.skipped.examples) < 20 else "")
+
+    def _check_text(self, text, key: int, how: str) -> Optional[str]:
+        if text is None or (isinstance(text, str) and not text.strip()):
+            self.skipped.add("empty_text")
+            return None
+        if not isinstance(text, str):
+            self._bad("not_a_string", f"field {self.text_field!r} is {type(text).__name__}, not a string",
+                      key, how)
+            return None
+        if self.max_chars is not None and len(text) > self.max_chars:
+            self._bad("too_long", f"document of {len(text):,} characters is over --max_document_chars "
+                      f"{self.max_chars:,}", key, how)
+            return None
+        return text
+
+    def _from_record(self, obj, key: int, how: str) -> Optional[str]:
+        if not isinstance(obj, dict):
+            wanted = f" with a {self.text_field!r} field" if self.text_field is not None else ""
+            self._bad("not_an_object", f"expected a JSON object{wanted}, got {type(obj).__name__}", key, how)
+            return None
+        if self.text_field is None:  # whole records: the caller validates them
+            return obj
+        if self.text_field not in obj:
+            self._bad("missing_field", f"missing field {self.text_field!r} (fields: {', '.join(list(obj)[:8])}; "
+                      "set --text_field)", key, how)
+            return None
+        return self._check_text(obj[self.text_field], key, how)
+
+    # -- reading ------------------------------------------------------------------------------------
+    def _empty(self) -> None:
+        f = self.unit.file
+        if not self.skip_bad:
+            raise DataError(f"{f.path}: file is empty (pass --skip_bad_lines to skip and count empty files)")
+        self.skipped.add("empty_file", f.path)
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        f = self.unit.file
+        if f.size == 0:
+            self._empty()
+            return
+        try:
+            if f.fmt == "parquet":
+                yield from self._parquet()
+            elif f.fmt == "json" and self._is_json_array():
+                yield from self._json_array()
+            else:
+                yield from self._lines()
+        except DataError:
+            raise
+        except (OSError, EOFError, ValueError) as e:  # truncated .gz/.zst, unreadable parquet, I/O errors
+            raise DataError(f"{f.path}: cannot read the file ({type(e).__name__}: {e}); after "
+                            f"{self.bytes_read:,} bytes") from None
+
+    def _is_json_array(self) -> bool:
+        """A .json file is one JSON document (an array, or a pretty-printed {"data": [...]}) or JSON lines."""
+        if self.unit.start > 0:
+            return False
+        with _open_binary(self.unit.file) as fh:
+            first = fh.readline()
+            while first and not first.strip():
+                first = fh.readline()
+        first = first.lstrip(b"\xef\xbb\xbf").strip()
+        if first.startswith(b"["):
+            return True
+        # JSON lines start with a whole object per line; a single document opens with a bare "{" line
+        return first == b"{" or (first.startswith(b'{"data"') and not first.endswith(b"}"))
+
+    def _lines(self) -> Iterator[tuple[int, str]]:
+        f, unit = self.unit.file, self.unit
+        is_json = f.fmt in ("jsonl", "json")
+        compressed = f.compression is not None
+        with _open_binary(f) as raw:
+            fh = raw
+            pos = unit.start
+            if unit.start > 0:
+                fh.seek(unit.start - 1)
+                pos = unit.start - 1 + len(fh.readline())  # finish the line that began before this unit
+            end = unit.end if unit.end is not None else float("inf")
+            index = 0
+            while pos < end:
+                line = fh.readline()
+                if not line:
+                    break
+                key = index if compressed else pos  # compressed: line number (0-based); else byte offset
+                how = "line" if compressed else "offset"
+                pos += len(line)
+                index += 1
+                self.bytes_read += len(line)
+                if not self._wanted(key):
+                    continue
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    self._bad("bad_utf8", f"invalid UTF-8 at byte {e.start} of the line", key, how)
+                    continue
+                text = text.rstrip("\r\n")
+                if index == 1 and pos - len(line) == 0:
+                    text = text.lstrip("\ufeff")
+                if not text.strip():
+                    self.skipped.add("empty_line")
+                    continue
+                if is_json:
+                    try:
+                        obj = json.loads(text)
+                    except json.JSONDecodeError as e:
+                        self._bad("malformed_json", f"malformed JSON ({e.msg} at column {e.colno})", key,
+                                  how)
+                        continue
+                    text = self._from_record(obj, key, how)
+                else:
+                    text = self._check_text(text, key, how)
+                if text is not None:
+                    yield key, text
+            if index == 0 and unit.start == 0:  # a compressed file that holds nothing
+                self._empty()
+
+    def _json_array(self) -> Iterator[tuple[int, str]]:
+        f = self.unit.file
+        with _open_binary(f) as fh:
+            raw = fh.read()
+        self.bytes_read += len(raw)
+        try:
+            data = json.loads(raw.decode("utf-8-sig"))
+        except UnicodeDecodeError as e:
+            raise DataError(f"{f.path}: invalid UTF-8 at byte {e.start}") from None
+        except json.JSONDecodeError as e:
+            raise DataError(f"{f.path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            data = data["data"]
+        if not isinstance(data, list):
+            raise DataError(f"{f.path}: expected a JSON array of objects or JSON lines")
+        for i, obj in enumerate(data):
+            if not self._wanted(i):
+                continue
+            text = self._from_record(obj, i, how="row")
+            if text is not None:
+                yield i, text
+
+    def _parquet(self) -> Iterator[tuple[int, str]]:
+        import pyarrow.parquet as pq
+
+        f = self.unit.file
+        try:
+            pf = pq.ParquetFile(f.path)
+        except Exception as e:
+            raise DataError(f"{f.path}: not a readable parquet file ({e})") from None
+        if self.text_field is not None and self.text_field not in pf.schema_arrow.names:
+            raise DataError(f"{f.path}: no column {self.text_field!r} (columns: {', '.join(pf.schema_arrow.names)}; "
+                            "set --text_field)")
+        row = 0
+        whole = self.text_field is None  # whole rows, as dicts of their columns
+        for batch in pf.iter_batches(batch_size=4096, columns=None if whole else [self.text_field]):
+            if self.unit.skip_before is not None and row + batch.num_rows <= self.unit.skip_before:
+                row += batch.num_rows
+                continue
+            for value in batch.to_pylist() if whole else batch.column(0).to_pylist():
+                text = (value if whole else self._check_text(value, row, how="row")) if self._wanted(row) else None
+                if text is not None:
+                    yield row, text
+                row += 1
+        self.bytes_read += f.size

@@ -1,0 +1,387 @@
+"""The token store: documents tokenized once, on disk, memory-mapped by every rank and every later run.
+
+Layout (format version 1), in a directory named by the fingerprint of everything that changes the
+tokens (input paths/sizes/mtimes or contents, the tokenizer, the text field, BOS/EOS, skip policy):
+
+    <cache_dir>/token_store/<fingerprint[:20]>/
+        plan.json            the work units (file, byte range) every builder agrees on
+        units/00000.tokens   token ids of the unit's documents, back to back, raw little-endian
+                             uint16 (vocabulary <= 65535) or uint32 (see manifest "dtype")
+        units/00000.docs.npy int64 document offsets into 00000.tokens: n_docs + 1 values, from 0
+        units/00000.keys.npy uint32 per document: crc32("<relpath>:<byte offset or row>") (holdout)
+        units/00000.json     the unit's counts; written last, by rename: its presence marks the unit done
+        packing/*.npz        block indexes computed from the offsets, per block_size/strategy/split
+        manifest.json        written last, by rename: its presence marks the store complete
+
+Worked example: a unit with documents "Fever." -> [412, 9, 2] and "Take aspirin." -> [77, 1030, 9, 2]
+(EOS = 2) has 00000.tokens = 412 9 2 77 1030 9 2 (7 uint16 values) and 00000.docs.npy = [0, 3, 7].
+
+Building is parallel and collective-free: units are taken round-robin by the builder ranks (every
+rank of every node with prepare_on=global, the ranks of one node with local), and by `num_proc`
+worker processes within a rank. Every file is written under a temporary name and renamed when
+complete, so a killed build leaves nothing a later run trusts, a rerun resumes from finished units,
+and two jobs building the same store at once write identical files (the last rename wins). A rank
+that is done waits for the others by watching the filesystem, never inside a collective, so a
+build of any length cannot hit `ddp_timeout`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from typing import Optional
+
+import numpy as np
+
+from medtrain.resilience import faults
+from medtrain.data.token_store.layout import FORMAT_VERSION, MANIFEST, atomic_npy, atomic_write, is_store, unit_paths
+from medtrain.data.token_store.reader import TokenCorpus
+from medtrain.runtime.measure import peak_rss_mb
+from medtrain.errors import DataError
+from medtrain.data.documents import encoded_documents
+from medtrain.data.tokenization import TextEncoder, TokenizerSpec
+from medtrain.data.sources import SkipCounter, SourceFile, WorkUnit, doc_hash, find_files, plan_units
+
+logger = logging.getLogger(__name__)
+
+
+
+# ---------------------------------------------------------------------------------------------------
+# fingerprint
+# ---------------------------------------------------------------------------------------------------
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 24), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(files: list[SourceFile], encoder, skip_bad: bool, max_chars: Optional[int],
+                mode: str = "metadata") -> str:
+    """Hash of everything that changes the tokens (the inputs, and the encoder: tokenizer, text field,
+    BOS/EOS, template...); `mode='content'` hashes file contents instead of their size and mtime.
+    block_size and packing are not part of it: they never re-tokenize."""
+    if mode not in ("metadata", "content"):
+        raise ValueError(f"--fingerprint must be metadata or content, not {mode!r}")
+    inputs = [[f.path, f.size, f.mtime_ns] if mode == "metadata" else [f.relpath, _file_digest(f.path)]
+              for f in files]
+    payload = {"format_version": FORMAT_VERSION, "inputs": inputs, "encoder": encoder.fingerprint,
+               "skip_bad": skip_bad, "max_chars": max_chars}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------
+# building one unit (runs in a worker process)
+# ---------------------------------------------------------------------------------------------------
+def build_unit(store: str, i: int, unit: WorkUnit, encoder, skip_bad: bool, max_chars: Optional[int]) -> dict:
+    """Tokenize one work unit into the store; returns its summary (also written as the done marker)."""
+    faults.point("unit_build", unit=i)
+    t0 = time.time()
+    paths = unit_paths(store, i)
+    skipped = SkipCounter()
+    tag = f"tmp.{socket.gethostname()}.{os.getpid()}"
+    offsets, keys = [0], []
+    n_tokens = 0
+    mask_out = open(f"{paths['mask']}.{tag}", "wb") if encoder.has_mask else None
+    try:
+        with open(f"{paths['tokens']}.{tag}", "wb") as out:
+            for key, doc in encoded_documents(unit, encoder, skip_bad, max_chars, skipped):
+                out.write(doc.ids.tobytes())
+                if mask_out is not None:
+                    mask_out.write(np.asarray(doc.mask, dtype=np.uint8).tobytes())
+                n_tokens += len(doc.ids)
+                offsets.append(n_tokens)
+                keys.append(doc_hash(unit.file.relpath, key))
+    finally:
+        if mask_out is not None:
+            mask_out.close()
+    for path in [f"{paths['tokens']}.{tag}"] + ([f"{paths['mask']}.{tag}"] if mask_out is not None else []):
+        with open(path, "rb") as fh:  # on disk before the done marker says so
+            os.fsync(fh.fileno())
+    os.replace(f"{paths['tokens']}.{tag}", paths["tokens"])
+    if mask_out is not None:
+        os.replace(f"{paths['mask']}.{tag}", paths["mask"])
+    atomic_npy(paths["docs"], np.asarray(offsets, dtype=np.int64))
+    atomic_npy(paths["keys"], np.asarray(keys, dtype=np.uint32))
+    summary = {"unit": i, "source": unit.file.relpath, "path": unit.file.path, "start": unit.start,
+               "end": unit.end, "bytes": unit.nbytes, "documents": len(keys), "tokens": n_tokens,
+               "skipped": skipped.to_dict(), "skipped_examples": skipped.examples[:5],
+               "counters": encoder.counters(), "seconds": round(time.time() - t0, 3),
+               "peak_rss_mb": peak_rss_mb()}
+    atomic_write(paths["done"], json.dumps(summary).encode())
+    return summary
+
+
+def _worker(job):
+    try:
+        return build_unit(*job)
+    except DataError as e:
+        return {"error": str(e)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# building a store
+# ---------------------------------------------------------------------------------------------------
+class StoreBuilder:
+    """Builds (or finds) the token store for a set of files. Every rank calls `ensure()`; each builds
+    its share of the units, waits on the filesystem for the others, and returns the store's path."""
+
+    def __init__(self, files: list[SourceFile], encoder, root: str, skip_bad: bool = False,
+                 max_chars: Optional[int] = None, num_proc: int = 1, rank: int = 0, world: int = 1,
+                 fingerprint_mode: str = "metadata", unit_bytes: int = 32 << 20, poll_seconds: float = 0.5,
+                 show_progress: bool = True, path: Optional[str] = None):
+        if isinstance(encoder, TokenizerSpec):  # pretraining text with this tokenizer
+            encoder = TextEncoder(encoder)
+        self.files, self.encoder = files, encoder
+        self.skip_bad, self.max_chars, self.num_proc = skip_bad, max_chars, max(1, num_proc)
+        self.rank, self.world = rank, world
+        self.unit_bytes = unit_bytes
+        self.poll = poll_seconds
+        self.show_progress = show_progress
+        self.fp = fingerprint(files, encoder, skip_bad, max_chars, fingerprint_mode)
+        self.path = os.path.abspath(path) if path else os.path.join(root, "token_store", self.fp[:20])
+        self.built_units = 0
+
+    def ensure(self, overwrite: bool = False) -> str:
+        t_start = time.time()
+        if overwrite:
+            self._clear_for_overwrite(t_start)
+        elif is_store(self.path):
+            with open(os.path.join(self.path, MANIFEST)) as fh:
+                found = json.load(fh).get("fingerprint")
+            if found != self.fp:
+                raise DataError(f"{self.path} holds a token store of other inputs or another tokenizer "
+                                f"(fingerprint {str(found)[:20]}, expected {self.fp[:20]}): choose another "
+                                "directory or pass --overwrite_cache to replace it")
+            logger.info("Reusing token store %s (fingerprint matches; pass --overwrite_cache to rebuild, or "
+                        "delete that directory)", self.path)
+            return self.path
+        os.makedirs(os.path.join(self.path, "units"), exist_ok=True)
+        units = self._plan()
+        mine = [i for i in range(len(units)) if i % self.world == self.rank
+                and not os.path.exists(unit_paths(self.path, i)["done"])]
+        done_before = sum(os.path.exists(unit_paths(self.path, i)["done"]) for i in range(len(units)))
+        if done_before and not is_store(self.path):
+            logger.info("Resuming the build of %s: %d of %d units already done", self.path, done_before, len(units))
+        logger.info("Building token store %s: %d units, %d for this rank, %d worker processes", self.path,
+                    len(units), len(mine), self.num_proc)
+        t_build = time.time()
+        self._build(units, mine)
+        from medtrain.runtime.measure import cpu_seconds
+
+        os.makedirs(os.path.join(self.path, "ranks"), exist_ok=True)
+        atomic_write(os.path.join(self.path, "ranks", f"{self.rank}.json"), json.dumps(
+            {"rank": self.rank, "units_built": len(mine), "seconds": round(time.time() - t_build, 3),
+             "cpu_seconds": cpu_seconds(), "peak_rss_mb": peak_rss_mb(), "host": socket.gethostname()}).encode())
+        self._wait_for_all(len(units))
+        if not is_store(self.path):
+            self._write_manifest(units, time.time() - t_start)
+        return self.path
+
+    def _plan(self) -> list[WorkUnit]:
+        """The work units. The first builder writes the plan; every later one (another rank, or a
+        resumed build with other worker counts) reads it, so unit i always means the same bytes."""
+        plan_path = os.path.join(self.path, "plan.json")
+        if not os.path.exists(plan_path):
+            units = plan_units(self.files, self.unit_bytes, min_units=self.world * self.num_proc)
+            plan = [{"relpath": u.file.relpath, "path": u.file.path, "start": u.start, "end": u.end} for u in units]
+            tmp = f"{plan_path}.tmp.{socket.gethostname()}.{os.getpid()}"
+            with open(tmp, "w") as fh:
+                json.dump(plan, fh)
+            try:
+                os.link(tmp, plan_path)  # first writer wins; never replaces a plan others already follow
+            except FileExistsError:
+                pass
+            finally:
+                os.remove(tmp)
+        with open(plan_path) as fh:
+            plan = json.load(fh)
+        by_path = {f.path: f for f in self.files}
+        try:
+            return [WorkUnit(by_path[u["path"]], u["start"], u["end"]) for u in plan]
+        except KeyError as e:
+            raise DataError(f"{plan_path} plans units of a file that is not among the inputs ({e}); delete "
+                            f"{self.path} or pass --overwrite_cache") from None
+
+    def _clear_for_overwrite(self, t_start: float) -> None:
+        """Rank 0 removes the old store and writes a marker naming this launch; the other ranks wait for
+        that exact marker (not a time window), so a restart or a late rank never builds into the old one."""
+        env = os.environ
+        launch = "|".join(env.get(k, "") for k in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID",
+                                                     "TORCHELASTIC_RESTART_COUNT"))
+        marker = os.path.join(self.path, "overwrite.json")
+        if self.rank == 0:
+            if os.path.isdir(self.path):
+                trash = f"{self.path}.old.{socket.gethostname()}.{os.getpid()}"
+                os.replace(self.path, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            os.makedirs(self.path, exist_ok=True)
+            atomic_write(marker, json.dumps({"launch": launch, "time": time.time()}).encode())
+            logger.info("--overwrite_cache: rebuilding %s", self.path)
+            return
+        last_log = time.time()
+        while True:
+            try:
+                with open(marker) as fh:
+                    if json.load(fh).get("launch") == launch:
+                        return
+            except (OSError, ValueError):
+                pass
+            if time.time() - last_log >= 60:
+                logger.warning("rank %d waits for builder rank 0 to clear %s for --overwrite_cache", self.rank,
+                               self.path)
+                last_log = time.time()
+            time.sleep(self.poll)
+
+    def _build(self, units: list[WorkUnit], mine: list[int]) -> None:
+        from tqdm.auto import tqdm
+
+        if not mine:
+            return
+        jobs = [(self.path, i, units[i], self.encoder, self.skip_bad, self.max_chars) for i in mine]
+        total = sum(units[i].nbytes for i in mine)
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"tokenizing (rank {self.rank})",
+                   disable=not self.show_progress)
+        tokens, t0 = 0, time.time()
+
+        def update(res):
+            nonlocal tokens
+            if "error" in res:
+                raise DataError(res["error"])
+            tokens += res["tokens"]
+            bar.update(res["bytes"])
+            bar.set_postfix_str(f"{tokens / max(1e-9, time.time() - t0):,.0f} tok/s")
+
+        try:
+            if self.num_proc == 1 or len(jobs) == 1:
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+                for job in jobs:
+                    update(_worker(job))
+            else:
+                import multiprocessing as mp
+
+                ctx = mp.get_context("fork")
+                os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker process
+                with ctx.Pool(min(self.num_proc, len(jobs)), maxtasksperchild=64) as pool:
+                    for res in pool.imap_unordered(_worker, jobs):
+                        update(res)
+        finally:
+            bar.close()
+        self.built_units = len(mine)
+
+    def _wait_for_all(self, n_units: int) -> None:
+        done = lambda i: os.path.exists(unit_paths(self.path, i)["done"])  # noqa: E731
+        rank_file = lambda r: os.path.exists(os.path.join(self.path, "ranks", f"{r}.json"))  # noqa: E731
+        missing = [i for i in range(n_units) if not done(i)]
+        missing_ranks = [r for r in range(self.world) if not rank_file(r)]
+        last_log = time.time()
+        while missing or missing_ranks:
+            if time.time() - last_log >= 60:
+                owners = sorted({i % self.world for i in missing})
+                logger.warning("rank %d waits for %d of %d units of %s, built by rank(s) %s (watching the "
+                               "filesystem; no collective is involved). If nodes do not share this directory, "
+                               "pass --prepare_on local.", self.rank, len(missing), n_units, self.path, owners)
+                last_log = time.time()
+            time.sleep(self.poll)
+            missing = [i for i in missing if not done(i)]
+            missing_ranks = [r for r in missing_ranks if not rank_file(r)]
+
+    def _write_manifest(self, units: list[WorkUnit], seconds: float) -> None:
+        summaries = []
+        for i in range(len(units)):
+            with open(unit_paths(self.path, i)["done"]) as fh:
+                summaries.append(json.load(fh))
+        skipped = SkipCounter()
+        for s in summaries:
+            skipped.merge(s["skipped"])
+        docs = sum(s["documents"] for s in summaries)
+        tokens = sum(s["tokens"] for s in summaries)
+        if docs == 0:
+            raise DataError("no documents were read from " + ", ".join(sorted({f.path for f in self.files}))
+                            + f" (skipped: {skipped.to_dict()})")
+        build_seconds = sum(s["seconds"] for s in summaries)
+        counters: dict = {}
+        for s in summaries:
+            for k, v in s.get("counters", {}).items():
+                counters[k] = counters.get(k, 0) + v
+        spec = self.encoder.spec
+        ranks = []
+        for r in range(self.world):
+            try:
+                with open(os.path.join(self.path, "ranks", f"{r}.json")) as fh:
+                    ranks.append(json.load(fh))
+            except (OSError, ValueError):
+                pass
+        lengths = np.concatenate([np.diff(np.load(unit_paths(self.path, i)["docs"])) for i in range(len(units))])
+        from medtrain.runtime.measure import length_histogram
+
+        histogram = length_histogram(lengths, os.path.join(self.path, "doc_lengths.png"))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "fingerprint": self.fp,
+            "dtype": np.dtype(self.encoder.dtype).name,
+            "has_mask": bool(self.encoder.has_mask),
+            "vocab_size": spec.vocab_size,
+            "bos_id": spec.bos_id, "eos_id": spec.eos_id,
+            "add_bos": spec.add_bos, "add_eos": spec.add_eos,
+            **self.encoder.describe(),
+            "inputs": [{"path": f.path, "relpath": f.relpath, "size": f.size, "mtime_ns": f.mtime_ns}
+                       for f in self.files],
+            "units": [{k: s[k] for k in ("unit", "source", "start", "end", "bytes", "documents", "tokens")}
+                      for s in summaries],
+            "documents": docs, "tokens": tokens, "bytes": sum(s["bytes"] for s in summaries),
+            "skipped": skipped.to_dict(),
+            "skipped_examples": [e for s in summaries for e in s.get("skipped_examples", [])][:20],
+            **counters,
+            "wall_seconds": round(seconds, 3),
+            "worker_seconds": round(build_seconds, 3),
+            "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
+            "peak_rss_mb_per_worker": max(s["peak_rss_mb"] for s in summaries),
+            "ranks": ranks,
+            "document_length_histogram": histogram,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        atomic_write(os.path.join(self.path, MANIFEST), json.dumps(manifest, indent=1).encode())
+        logger.info("Token store ready: %s (%s documents, %s tokens, %.1f s; skipped: %s)\n"
+                    "Document lengths (tokens):\n%s", self.path, f"{docs:,}", f"{tokens:,}", seconds,
+                    skipped.to_dict() or "nothing", "\n".join(histogram))
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------------
+def resolve_inputs(paths, what: str) -> tuple[list[str], list[SourceFile]]:
+    """Split user paths into prepared token stores (used as they are) and raw files to tokenize."""
+    stores, raw = [], []
+    for p in paths:
+        (stores if os.path.isdir(p) and is_store(p) else raw).append(p)
+    return stores, (find_files(raw, what) if raw else [])
+
+
+def prepare_store(paths, data_args, encoder, dist, what: str = "--train_file_dir",
+                  output_dir: Optional[str] = None) -> tuple[TokenCorpus, dict]:
+    """Token stores for `paths`: prepared ones as given, raw files built (or reused) under cache_dir
+    (or at `output_dir`)."""
+    from medtrain.config.arguments import default_cache_dir
+
+    stores, files = resolve_inputs(paths, what)
+    info = {"tokenized_this_run": False}
+    if files:
+        rank, world = dist.builders(data_args.prepare_on)
+        builder = StoreBuilder(
+            files, encoder, data_args.cache_dir or default_cache_dir(), data_args.skip_bad_lines,
+            data_args.max_document_chars,
+            num_proc=data_args.num_proc or dist.cpus_per_rank(), rank=rank, world=world,
+            fingerprint_mode=data_args.fingerprint, show_progress=dist.is_main, path=output_dir)
+        stores.append(builder.ensure(overwrite=data_args.overwrite_cache))
+        info["tokenized_this_run"] = builder.built_units > 0
+        info["units_tokenized_this_rank"] = builder.built_units
+    corpus = TokenCorpus(stores)
+    info.update(corpus.summary())
+    return corpus, info

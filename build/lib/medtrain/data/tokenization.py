@@ -1,0 +1,223 @@
+"""Tokenization of documents: batch-encode with the fast tokenizer, add BOS/EOS, cut huge texts first.
+
+`TokenizerSpec` is the small, picklable description of a tokenizer that worker processes and
+dataloader workers rebuild it from (the `tokenizers` JSON plus the special-token choices); its
+`fingerprint` names everything about tokenization that changes the tokens.
+
+A document is encoded with `add_special_tokens=False`, then BOS (if chosen) is prepended and EOS (if
+chosen) appended, so the ids do not depend on a tokenizer's post-processor. A text longer than
+`piece_chars` is cut at whitespace into pieces that are encoded separately and joined, so a 100 MB
+line costs bounded memory; byte-level BPE tokenizers split at whitespace anyway, so the ids change at
+most at those few cut points. Such documents are counted (`documents_cut_for_tokenizing`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+PIECE_CHARS = 1 << 20
+_BUILT: dict = {}  # fingerprint -> DocumentTokenizer, one per process
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    tokenizer_json: str
+    vocab_size: int
+    bos_id: Optional[int]
+    eos_id: Optional[int]
+    add_bos: bool
+    add_eos: bool
+    pad_id: Optional[int] = None
+
+    @property
+    def dtype(self):
+        return np.uint16 if self.vocab_size <= 65535 else np.uint32
+
+    @property
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(self.tokenizer_json.encode("utf-8"))
+        h.update(repr((self.vocab_size, self.bos_id, self.eos_id, self.add_bos, self.add_eos)).encode())
+        return h.hexdigest()
+
+    def build(self) -> "DocumentTokenizer":
+        """This process's tokenizer for the spec, built once and reused: a `tokenizers.Tokenizer` that is
+        dropped does not give its memory back, and a reused one keeps its cache warm."""
+        tok = _BUILT.get(self.fingerprint)
+        if tok is None:
+            tok = _BUILT[self.fingerprint] = DocumentTokenizer(self)
+        return tok
+
+
+def spec_from_tokenizer(tokenizer, add_bos: Optional[bool] = None, add_eos: bool = True) -> TokenizerSpec:
+    """Describe a HF fast tokenizer. `add_bos=None` follows the tokenizer (does it add BOS itself?)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer; medtrain needs one "
+                         "(a tokenizer.json, as every modern model ships)")
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if add_bos is None:
+        ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+        add_bos = bos is not None and len(ids) > 0 and ids[0] == bos
+    if add_bos and bos is None:
+        raise ValueError("--add_bos_token is set but the tokenizer has no bos_token")
+    if add_eos and eos is None:
+        raise ValueError("the tokenizer has no eos_token: set one (tokenizer.eos_token) or pass "
+                         "--add_eos_token false")
+    return TokenizerSpec(backend.to_str(), len(tokenizer), bos, eos, bool(add_bos), bool(add_eos),
+                         tokenizer.pad_token_id)
+
+
+def load_tokenizer_spec(name_or_path: str, add_bos: Optional[bool] = None, add_eos: bool = True,
+                        tokenizer=None) -> TokenizerSpec:
+    """The spec of a tokenizer, read straight from its `tokenizer.json` (and `tokenizer_config.json`)
+    when it is a local directory: no transformers or torch import, so `prepare_data.py` and its
+    worker processes stay small. Otherwise (a hub name, or no tokenizer.json) through transformers.
+    Both entry points use this, so they agree on the fingerprint."""
+    import json
+    import os
+
+    tj = os.path.join(name_or_path, "tokenizer.json") if name_or_path and os.path.isdir(name_or_path) else ""
+    if not (tj and os.path.exists(tj)):
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        return spec_from_tokenizer(tokenizer, add_bos, add_eos)
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(tj)
+    cfg_path = os.path.join(name_or_path, "tokenizer_config.json")
+    cfg = json.load(open(cfg_path, encoding="utf-8")) if os.path.exists(cfg_path) else {}
+
+    def special(key):
+        value = cfg.get(key)
+        value = value.get("content") if isinstance(value, dict) else value
+        return tok.token_to_id(value) if value else None
+
+    bos, eos, pad = special("bos_token"), special("eos_token"), special("pad_token")
+    if add_bos is None:
+        add_bos = cfg.get("add_bos_token")
+        if add_bos is None:
+            ids = tok.encode("a", add_special_tokens=True).ids
+            add_bos = bos is not None and len(ids) > 0 and ids[0] == bos
+    if add_bos and bos is None:
+        raise ValueError(f"{name_or_path}: --add_bos_token is set but the tokenizer has no bos_token")
+    if add_eos and eos is None:
+        raise ValueError(f"{name_or_path}: the tokenizer has no eos_token: set one in tokenizer_config.json or "
+                         "pass --add_eos_token false")
+    return TokenizerSpec(tok.to_str(), tok.get_vocab_size(with_added_tokens=True), bos, eos, bool(add_bos),
+                         bool(add_eos), pad if pad is not None else eos)
+
+
+def split_text(text: str, piece_chars: int = PIECE_CHARS) -> list[str]:
+    """Cut `text` into pieces of at most `piece_chars`, just before a whitespace where there is one."""
+    if len(text) <= piece_chars:
+        return [text]
+    pieces, start, n = [], 0, len(text)
+    while start < n:
+        end = min(n, start + piece_chars)
+        if end < n:
+            cut = end
+            # look back (at most a tenth of a piece) for whitespace to cut before
+            lo = max(start + 1, end - piece_chars // 10)
+            while cut > lo and not text[cut].isspace():
+                cut -= 1
+            end = cut if cut > lo else end
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+class DocumentTokenizer:
+    """Encodes batches of documents into lists of ids (numpy arrays of the store's dtype)."""
+
+    def __init__(self, spec: TokenizerSpec, piece_chars: int = PIECE_CHARS):
+        from tokenizers import Tokenizer
+
+        self.spec = spec
+        self.piece_chars = piece_chars
+        self._tok = Tokenizer.from_str(spec.tokenizer_json)
+        self._prefix = [spec.bos_id] if spec.add_bos else []
+        self._suffix = [spec.eos_id] if spec.add_eos else []
+        self.documents_cut = 0
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        normal = [i for i, t in enumerate(texts) if len(t) <= self.piece_chars]
+        out: list = [None] * len(texts)
+        if normal:
+            encs = self._tok.encode_batch_fast([texts[i] for i in normal], add_special_tokens=False) \
+                if hasattr(self._tok, "encode_batch_fast") else \
+                self._tok.encode_batch([texts[i] for i in normal], add_special_tokens=False)
+            for i, enc in zip(normal, encs):
+                out[i] = enc.ids
+        for i, t in enumerate(texts):
+            if out[i] is None:
+                self.documents_cut += 1
+                ids: list[int] = []
+                for piece in split_text(t, self.piece_chars):
+                    ids.extend(self._tok.encode(piece, add_special_tokens=False).ids)
+                out[i] = ids
+        dtype = self.spec.dtype
+        return [np.asarray(self._prefix + ids + self._suffix, dtype=dtype) for ids in out]
+
+
+class TextEncoder:
+    """Pretraining records: the text of each document, encoded with BOS/EOS; every token is trained.
+
+    The store builder and the streaming dataset only talk to an encoder (`read`, `encode_batch`,
+    `fingerprint`, `dtype`, `has_mask`), so SFT plugs its conversation encoder into the same
+    machinery. Encoders are picklable: the tokenizer is rebuilt lazily in each process.
+    """
+
+    has_mask = False
+
+    def __init__(self, spec: TokenizerSpec, text_field: str = "text"):
+        self.spec = spec
+        self.text_field = text_field
+        self._tok = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_tok"] = None
+        return state
+
+    @property
+    def tokenizer(self) -> DocumentTokenizer:
+        if self._tok is None:
+            self._tok = self.spec.build()
+        return self._tok
+
+    @property
+    def dtype(self):
+        return self.spec.dtype
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"text|{self.spec.fingerprint}|{self.text_field}".encode()).hexdigest()
+
+    def describe(self) -> dict:
+        return {"encoder": "text", "text_field": self.text_field}
+
+    def for_source(self, text_field: Optional[str]) -> "TextEncoder":
+        return self if not text_field or text_field == self.text_field else TextEncoder(self.spec, text_field)
+
+    def counters(self) -> dict:
+        """Counts since the previous call (one encoder may serve several units in a process)."""
+        n, self.tokenizer.documents_cut = self.tokenizer.documents_cut, 0
+        return {"documents_cut_for_tokenizing": n}
+
+    def read(self, unit, skip_bad: bool = False, max_chars=None, skipped=None):
+        from medtrain.data.sources import RecordReader
+
+        return RecordReader(unit, self.text_field, skip_bad, max_chars, skipped)
+
+    def size(self, record) -> int:
+        return len(record)
+
+    def encode_batch(self, records: list) -> list:
+        """(ids, mask) per record; mask is None when every token is trained."""
+        return [(ids, None) for ids in self.tokenizer.encode_batch(records)]

@@ -1,0 +1,169 @@
+"""`MedTrainer`: the HF Trainer with the few data-side changes our datasets need.
+
+- Streaming datasets are already split by rank and dataloader worker and yield whole batches, so
+  the train dataloader is a plain DataLoader over them (accelerate's wrappers would make every rank
+  read everything, or rank 0 read for all).
+- Each batch's `BatchMeta` (real vs padded tokens, streaming cursors) is taken off before the model sees
+  it: padding statistics go to the run summary; the cursors of the last trained batch of every
+  (rank, worker) slot are saved with each checkpoint (`data_state/rank<r>.pt`), which is how a
+  resumed streaming run continues at the very next block without replaying the stream.
+- On the token store, `--group_by_length` uses the block lengths of the block index (no pass over
+  the data).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from transformers import Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from medtrain.data.block_dataset import BlockDataset
+from medtrain.data.packing import padding_fraction
+from medtrain.data.rows import META_KEY, BatchMeta, MixerCursor
+from medtrain.resilience import checkpoints as resilience
+
+logger = logging.getLogger(__name__)
+
+DATA_STATE_DIR = "data_state"
+
+
+class StreamCursorTracker:
+    """The next position of every streaming slot of this rank, from the cursors of trained batches."""
+
+    def __init__(self, world: int, workers: int, rotation: int = 0, slots: dict | None = None,
+                 config: str | None = None):
+        self.world, self.workers, self.rotation, self.config = world, max(1, workers), rotation, config
+        self.slots: dict = dict(slots or {})
+        self.starts: dict = {}
+        self.batches = 0
+
+    def update(self, cursors: list) -> None:
+        self.batches += 1
+        for c in cursors:
+            slot = str(c.slot)
+            if isinstance(c, MixerCursor):  # a mixture's token counts: kept as they are
+                self.slots[slot] = {"slot": slot, "mixer": True, "tokens": list(c.tokens)}
+                continue
+            if c.start is not None:
+                self.starts[slot] = (c.epoch, c.window, c.start)
+            start = self.starts.get(slot)
+            if start is None or start[:2] != (c.epoch, c.window):
+                prev = self.slots.get(slot)  # a window begun before this run resumed
+                start = (c.epoch, c.window, prev["start"]) if prev else None
+            self.slots[slot] = {"epoch": c.epoch, "window": c.window, "batch": c.batch + 1,
+                                "rows": c.rows + c.size, "start": start[2] if start else None,
+                                "window_size": c.window_size}
+
+    def state_dict(self) -> dict:
+        return {"world": self.world, "workers": self.workers, "config": self.config,
+                "rotation": (self.rotation + self.batches) % self.workers, "slots": self.slots}
+
+
+class MedTrainer(Trainer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tokens_seen = 0
+        self.target_tokens_seen = 0
+        self.real_tokens = 0
+        self.slot_tokens = 0
+        self.cursor_tracker: StreamCursorTracker | None = None
+        self.source_tokens: dict = {}  # realized training tokens per mixture source (this rank)
+        self.keep_checkpoints = None  # save_total_limit, applied by resilience.rotate_checkpoints
+
+    # -- data ---------------------------------------------------------------------------------------
+    def get_train_dataloader(self):
+        ds = self.train_dataset
+        if isinstance(ds, torch.utils.data.IterableDataset):
+            a = self.args
+            resume = getattr(ds, "resume_state", None) or {}
+            key = ds.config_key() if hasattr(ds, "config_key") else None
+            self.cursor_tracker = StreamCursorTracker(getattr(ds, "world", 1), a.dataloader_num_workers,
+                                                      resume.get("rotation", 0), resume.get("slots"), key)
+            return torch.utils.data.DataLoader(
+                ds, batch_size=None, collate_fn=self.data_collator, num_workers=a.dataloader_num_workers,
+                pin_memory=a.dataloader_pin_memory,
+                persistent_workers=a.dataloader_persistent_workers and a.dataloader_num_workers > 0,
+                prefetch_factor=a.dataloader_prefetch_factor if a.dataloader_num_workers > 0 else None)
+        return super().get_train_dataloader()
+
+    def _get_train_sampler(self, train_dataset=None):
+        ds = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy == "group_by_length":
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        dataset=ds, lengths=row_lengths(ds))
+        return super()._get_train_sampler(train_dataset)
+
+    def _get_eval_sampler(self, eval_dataset):
+        if self.args.train_sampling_strategy == "group_by_length":
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return LengthGroupedSampler(self.args.eval_batch_size, dataset=eval_dataset,
+                                        lengths=row_lengths(eval_dataset),
+                                        generator=torch.Generator().manual_seed(seed))
+        return super()._get_eval_sampler(eval_dataset)
+
+    def _prepare_inputs(self, inputs):
+        meta: BatchMeta | None = inputs.pop(META_KEY, None)
+        if meta is not None and self.model.training:
+            self.real_tokens += meta.real_tokens
+            self.slot_tokens += meta.slots
+            if meta.cursors and self.cursor_tracker is not None:
+                self.cursor_tracker.update(meta.cursors)
+            for name, n in meta.sources.items():
+                self.source_tokens[name] = self.source_tokens.get(name, 0) + n
+        return super()._prepare_inputs(inputs)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self.tokens_seen += int(inputs["input_ids"].numel())
+        self.target_tokens_seen += int((inputs["labels"] != -100).sum())
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def token_counts(self) -> tuple[int, int]:
+        return self.tokens_seen, self.target_tokens_seen
+
+    def batch_padding_fraction(self) -> float | None:
+        return padding_fraction(self.real_tokens, self.slot_tokens) if self.slot_tokens else None
+
+    # -- checkpoints (complete or ignored: see resilience.py) ---------------------------------------
+    def train(self, *args, **kwargs):
+        with resilience.no_trainer_rotation(self.args) as self.keep_checkpoints:
+            return super().train(*args, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        checkpoint = os.path.join(self._get_output_dir(trial=trial),
+                                  f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        resilience.begin_checkpoint(checkpoint, self.args)
+        with resilience.no_trainer_rotation(self.args) as limit:
+            super()._save_checkpoint(model, trial)
+        if self.cursor_tracker is not None:
+            folder = os.path.join(checkpoint, DATA_STATE_DIR)
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, f"rank{self.args.process_index}.pt")
+            torch.save(self.cursor_tracker.state_dict(), path + ".tmp")
+            os.replace(path + ".tmp", path)
+        resilience.complete_checkpoint(checkpoint, self.args, self.state, limit or self.keep_checkpoints)
+
+
+def row_lengths(dataset) -> list[int]:
+    """Tokens of each row: from the block index where the dataset has one (no pass over the data),
+    else by reading the rows (small evaluation sets)."""
+    if isinstance(dataset, BlockDataset):
+        return dataset.lengths().tolist()
+    return [len(dataset[i]) for i in range(len(dataset))]
+
+
+def has_stream_state(checkpoint: str, rank: int) -> bool:
+    """Whether `checkpoint` holds this rank's streaming position."""
+    folder = os.path.join(checkpoint, DATA_STATE_DIR)
+    return os.path.isdir(folder) and any(name.startswith(f"rank{rank}.") for name in os.listdir(folder))
+
+
+def load_stream_state(checkpoint: str, rank: int):
+    """The streaming position this rank saved in `checkpoint`, or None if it has none."""
+    path = os.path.join(checkpoint, DATA_STATE_DIR, f"rank{rank}.pt")
+    if not os.path.exists(path):
+        return None
+    return torch.load(path, weights_only=False)
