@@ -211,8 +211,9 @@ class StreamingMixture(torch.utils.data.IterableDataset):
 
     def __init__(self, names: list, streams: list, shares: list, batch_size: int):
         self.names, self.streams, self.shares, self.batch_size = names, streams, shares, batch_size
-        for s in streams:
-            s.batch_size = 1  # the mixer forms the batches
+        if any(s.batch_size != 1 for s in streams):
+            raise ValueError("the streams of a StreamingMixture yield one row per batch (batch_size=1): the mixer "
+                             "forms the batches")
         self.rank, self.world = streams[0].rank, streams[0].world
         self.document_aware = streams[0].document_aware
         self.resume_state: Optional[dict] = None

@@ -105,12 +105,18 @@ def test_epochs_reshuffle_with_seed_and_epoch(tmp_path):
 
 def test_uneven_ranks_never_run_out(tmp_path):
     files = make_corpus(tmp_path / "c")
-    for rank in range(3):  # each rank loops over its epochs: any number of batches is available
+    shares = []
+    for rank in range(3):  # each rank loops over its epochs: any number of full batches is available
         ds = StreamingBlocks(files, IdEncoder(), block_size=8, strategy="none", rank=rank, world=3,
                              batch_size=4, unit_bytes=2000)
         it = iter(ds)
-        batches = [next(it) for _ in range(300)]
-        assert len(batches) == 300
+        batches = [next(it) for _ in range(300)]  # 1,200 rows: several epochs of a third of 400 documents
+        assert all(1 <= len(b) <= 4 for b in batches)  # a batch at the end of an epoch may be short
+        docs = [int(r.input_ids[0]) for b in batches for r in b]
+        assert len(set(docs)) < len(docs) / 2  # it looped
+        assert ds.stats["epochs_started"] > 2
+        shares.append(set(docs))
+    assert set().union(*shares) == set(range(400)) and sum(map(len, shares)) == 400  # disjoint, complete
 
 
 def consume(ds, n, tracker):
