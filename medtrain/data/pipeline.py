@@ -44,10 +44,6 @@ class PreparedData:
     summary: dict = field(default_factory=dict)
     report: Optional[Callable] = None  # report(realized tokens per source, all ranks) -> summary entries
 
-    def stream_summary(self) -> dict:
-        """What the streaming train dataset read in this process ({} on the prepared path)."""
-        return self.train.summary() if isinstance(self.train, StreamingBlocks) else {}
-
 
 @dataclass
 class Part:

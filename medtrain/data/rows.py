@@ -39,6 +39,7 @@ class StreamCursor:
     size: int
     start: Optional[dict]
     window_size: int
+    counts: Optional[dict] = None    # the reader's counters so far (see StreamingBlocks.counts)
 
 
 @dataclass

@@ -42,7 +42,7 @@ import torch
 
 from medtrain.errors import DataError, MemoryGuardError
 from medtrain.data.documents import encoded_documents
-from medtrain.data.packing import DOCUMENT_AWARE, Packer, padding_fraction
+from medtrain.data.packing import DOCUMENT_AWARE, Packer
 from medtrain.data.rows import Row, StreamCursor, build_row
 from medtrain.data.sources import SkipCounter, SourceFile, WorkUnit, plan_units
 from medtrain.data.tokenization import TextEncoder, TokenizerSpec
@@ -124,12 +124,17 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
         rotation = (self.resume_state or {}).get("rotation", 0)
         return self.rank * workers + (wid + rotation) % workers, self.world * workers, workers
 
-    def summary(self) -> dict:
-        """What this reader read and packed in this process (see `stats`), with its skipped input."""
-        stats = dict(self.stats)
-        stats["skipped_lines"] = self.skipped.to_dict()
-        stats["padding_fraction"] = padding_fraction(stats["tokens_in_blocks"], stats["blocks"] * self.block_size)
-        return stats
+    def counts(self) -> dict:
+        """This reader's counters so far: documents, tokens, blocks, epochs, encoder counters (documents
+        cut for tokenizing, SFT truncations) and skipped lines by reason. Skips and encoder counters
+        are those of the first pass over the data (a looping stream reads a bad line once per epoch)."""
+        return {**self.stats, "skipped_lines": self.skipped.to_dict()}
+
+    def _restore_counts(self, counts: Optional[dict]) -> None:
+        if counts:
+            self.stats = {k: v for k, v in counts.items() if k != "skipped_lines"}
+            self.skipped = SkipCounter()
+            self.skipped.merge(counts.get("skipped_lines", {}))
 
     def load_state_dict(self, state: dict, workers: int) -> None:
         """Resume from the cursors a checkpoint saved (see trainer.StreamCursorTracker)."""
@@ -186,9 +191,9 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
                 return
             epoch += 1
 
-    def _documents(self, units, start: Optional[dict]):
+    def _documents(self, units, start: Optional[dict], first_pass: bool = True):
         """(state before the document, blocks the document completes) for each document; the state is
-        what a resumed run needs to start exactly at this document."""
+        what a resumed run needs to start exactly at this document (and the counters it restores)."""
         enc = self.encoder
         packer = Packer(self.block_size, self.strategy, self.keep_last)
         held: dict = {}
@@ -198,13 +203,16 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
             held = {int(d): (np.asarray(v[0]), None if v[1] is None else np.asarray(v[1]))
                     for d, v in start["held"].items()}
             next_doc, first_unit, first_key = start["next_doc"], start["unit"], start["key"]
+            self._restore_counts(start.get("counts"))
+        skipped = self.skipped if first_pass else SkipCounter()  # later epochs read the same bad lines again
 
         def state(ui, key):
-            return {"unit": ui, "key": key, "packer": packer.state_dict(), "held": dict(held), "next_doc": next_doc}
+            return {"unit": ui, "key": key, "packer": packer.state_dict(), "held": dict(held), "next_doc": next_doc,
+                    "counts": self.counts()}
 
         for ui in range(first_unit, len(units)):
             unit = units[ui].resume_at(first_key if ui == first_unit else None)
-            for key, doc in encoded_documents(unit, enc, self.skip_bad, self.max_chars, self.skipped, self.split,
+            for key, doc in encoded_documents(unit, enc, self.skip_bad, self.max_chars, skipped, self.split,
                                               self.holdout):
                 before = state(ui, key)
                 d, next_doc = next_doc, next_doc + 1
@@ -217,7 +225,8 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
                     del held[old]
                 yield before, blocks
             for k, v in enc.counters().items():  # e.g. documents cut, SFT truncations
-                self.stats[k] = self.stats.get(k, 0) + v
+                if first_pass:
+                    self.stats[k] = self.stats.get(k, 0) + v
         yield state(len(units), None), [self._row(b, held) for b in packer.finish()]
 
     def _row(self, block, held) -> Row:
@@ -234,7 +243,7 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
         w = cursor["window"] if cursor else 0
         skip = cursor["batch"] if cursor else 0
         emitted = cursor["rows"] if cursor else 0   # rows of this epoch before the next batch
-        for before, blocks in self._documents(units, cursor["start"] if cursor else None):
+        for before, blocks in self._documents(units, cursor["start"] if cursor else None, first_pass=epoch == 0):
             if wstart is None:
                 wstart = before
             window.extend(blocks)
@@ -275,7 +284,7 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
         for k in range(skip, len(batches)):
             batch = [replace(rows[i], cursors=[]) for i in batches[k]]
             batch[0].cursors = [StreamCursor(slot, epoch, w, k, emitted, len(batch), wstart if k == skip else None,
-                                             self.window_size)]
+                                             self.window_size, self.counts())]
             emitted += len(batch)
             yield batch
 
@@ -293,3 +302,23 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
             logger.warning("memory high (%s): streaming window shrunk from %d to %d blocks", guard.numbers(),
                            self.window_size, new)
             self.window_size = new
+
+
+COUNT_KEYS_NOT_SUMMED = ("epochs_started",)
+
+
+def stream_totals(slot_counts: list) -> dict:
+    """The counters of several readers (slots, ranks) added up: numbers summed, skipped lines summed by
+    reason, `padding_fraction` recomputed; epochs_started is the largest of any reader."""
+    total: dict = {}
+    skipped = SkipCounter()
+    for counts in slot_counts:
+        for k, v in (counts or {}).items():
+            if k == "skipped_lines":
+                skipped.merge(v)
+            elif k in COUNT_KEYS_NOT_SUMMED:
+                total[k] = max(total.get(k, 0), v)
+            elif isinstance(v, (int, float)) and k != "padding_fraction" and k != "block_size":
+                total[k] = total.get(k, 0) + v
+    total["skipped_lines"] = skipped.to_dict()
+    return total

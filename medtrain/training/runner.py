@@ -20,7 +20,9 @@ from medtrain.config.arguments import Parsed
 from medtrain.config.run_config import RunConfig, resolve_run
 from medtrain.data.collator import BlockCollator
 from medtrain.data.mixture import MixtureDataset, MixtureEpochCallback
+from medtrain.data.packing import padding_fraction
 from medtrain.data.pipeline import build_datasets
+from medtrain.data.streaming import stream_totals
 from medtrain.errors import EXIT_BAD_INPUT, EXIT_MEMORY_GUARD, DataError, MemoryGuardError, Preempted
 from medtrain.resilience.exit_protocol import no_restart
 from medtrain.resilience.preemption import PreemptionCallback, exit_preempted
@@ -111,8 +113,13 @@ def run_training(task: str, parsed: Parsed, make_encoder: Callable, default_data
     trainer.save_metrics("all", metrics)
     summary.update(batch_padding_fraction=trainer.batch_padding_fraction(),
                    group_by_length=data_args.group_by_length)
-    if data_args.streaming:
-        summary.update(streaming=data.stream_summary())
+    if data_args.streaming:  # every reader's counters (dataloader workers included), summed over ranks
+        per_rank = gather_object(stream_totals(trainer.cursor_tracker.reader_counts()
+                                               if trainer.cursor_tracker is not None else []))
+        totals = stream_totals(per_rank)
+        totals["padding_fraction"] = padding_fraction(totals.get("tokens_in_blocks", 0),
+                                                      totals.get("blocks", 0) * data_args.block_size)
+        summary.update(streaming={**totals, "per_rank": per_rank})
     summary.update(metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     summary.update(peak_memory_mb_per_rank=gather_object(peak_rss_mb()),
                    stores_per_rank=gather_object(data.summary["train"].get("stores")))

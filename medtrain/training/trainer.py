@@ -56,7 +56,11 @@ class StreamCursorTracker:
                 start = (c.epoch, c.window, prev["start"]) if prev else None
             self.slots[slot] = {"epoch": c.epoch, "window": c.window, "batch": c.batch + 1,
                                 "rows": c.rows + c.size, "start": start[2] if start else None,
-                                "window_size": c.window_size}
+                                "window_size": c.window_size, "counts": c.counts}
+
+    def reader_counts(self) -> list:
+        """The counters of every reader slot of this rank, as of its last trained batch."""
+        return [s.get("counts") for s in self.slots.values() if s.get("counts")]
 
     def state_dict(self) -> dict:
         return {"world": self.world, "workers": self.workers, "config": self.config,

@@ -166,3 +166,36 @@ def test_streaming_resume_under_torchrun(demo_dir, tmp_path):
     for step in (4, 5, 6):
         assert resumed[step] == pytest.approx(full[step], rel=1e-5)
     assert_same_weights(tmp_path / "full", tmp_path / "resumed")
+
+
+def bad_line_corpus(root, good=240, bad=21):
+    """A JSON-lines file with `bad` malformed lines among `good` documents, and a .txt file with one
+    document cut for tokenizing (a line longer than the tokenizer's piece size is not needed: it is
+    counted when present, 0 otherwise)."""
+    os.makedirs(root, exist_ok=True)
+    lines, every = [], good // bad
+    for i in range(good):
+        lines.append(json.dumps({"text": f"Patient {i} reports fever, cough and fatigue for {i % 9 + 1} days."}))
+        if i % every == 0 and len([l for l in lines if l.startswith("{bad")]) < bad:
+            lines.append("{bad json " + str(i))
+    with open(os.path.join(root, "notes.jsonl"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return str(root)
+
+
+@pytest.mark.parametrize("ranks,workers", [(1, 2), (2, 0)])
+def test_streaming_counts_every_bad_line_across_workers_and_ranks(demo_dir, tmp_path, ranks, workers):
+    data = bad_line_corpus(tmp_path / "data")
+    flags = args(demo_dir, tmp_path, "out", "--train_file_dir", data, "--streaming", "true", "--skip_bad_lines",
+                 "true", "--max_steps", "40", "--per_device_train_batch_size", "2", "--save_strategy", "no",
+                 "--dataloader_num_workers", str(workers), "--shuffle_buffer_size", "0")
+    if ranks == 1:
+        single("pretraining.py", flags)
+    else:
+        torchrun(ranks, "pretraining.py", flags)
+    summary = json.load(open(tmp_path / "out" / "run_summary.json"))
+    streaming = summary["streaming"]
+    assert streaming["skipped_lines"] == {"malformed_json": 21}
+    assert streaming["documents"] >= 240 and "documents_cut_for_tokenizing" in streaming
+    assert len(streaming["per_rank"]) == ranks
+    assert sum(r["skipped_lines"].get("malformed_json", 0) for r in streaming["per_rank"]) == 21
