@@ -17,7 +17,8 @@ the span
            and what the template renders between the prompt and the content, such as Qwen3's
            `<think>...</think>` block, is trained); otherwise the start of the reply's region (templates
            that render history differently from the prompt: QwQ and DeepSeek-R1, whose prompts end in
-           `<think>\\n`; Mistral v0.3 with a system prompt, folded into the last question)
+           `<think>\\n`; Mistral v0.3 with a system prompt, folded into the last question), widened over
+           whitespace that follows a special token (Mistral's `[/INST] reply`)
     end    the end of the template's end-of-turn marker after the reply (and after its tool calls): the
            marker must occur exactly once between the reply's region and the next message's region
 
@@ -186,6 +187,13 @@ class JinjaRenderer:
                 start = len(prompt)
             elif own is not None:
                 start = own[0]
+                # whitespace between a special token ending the prompt and the reply is the reply's (Mistral's
+                # "[/INST] reply"): the model generates it after that token
+                ws = start
+                while ws > prev_end and full[ws - 1] in " \t\n":
+                    ws -= 1
+                if ws < start and any(full.endswith(t, prev_end, ws) for t in self.stop_tokens):
+                    start = ws
             else:
                 raise TemplateError(f"{where}: a reply without text (tool calls only) in a template that renders the "
                                     "conversation differently from its inference prompt cannot be located")
