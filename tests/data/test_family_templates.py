@@ -269,3 +269,33 @@ def test_preview_labels_equal_the_collators(tmp_path):
         assert batch["labels"][i, :n].tolist() == p["labels"]
         assert p["source"] == f"{path}:{i + 1}"
         assert json.loads(json.dumps(p)) == p
+
+
+MEDICALGPT_TOOL_RECORD = {
+    "conversations": [{"from": "human", "value": "My BMI? I weigh 70 kg."},
+                      {"from": "function_call", "value": "{\"name\": \"bmi\", \"arguments\": {\"kg\": 70}}"},
+                      {"from": "observation", "value": "{\"bmi\": 22.9}"},
+                      {"from": "gpt", "value": "Your BMI is 22.9."}],
+    "tools": "[{\"name\": \"bmi\", \"description\": \"Body mass index\", \"parameters\": {\"type\": \"object\"}}]"}
+
+
+@pytest.mark.parametrize("how", ["native", "qwen", "default_registry"])
+def test_sharegpt_tool_records_as_medicalgpt_writes_them(tmp_path, how):
+    """function_call / observation turns and a `tools` field: calls trained, results and definitions not,
+    through the tokenizer's template (tools=) or as text (--tool_format, a registry template)."""
+    from helpers.sft import decoded_spans, encode_path, write_records
+
+    tok = build_tokenizer("bytelevel", FAMILIES["qwen2.5"][2], FAMILIES["qwen2.5"][0], "<|im_end|>", None)
+    path = write_records(tmp_path / "tools.jsonl", [MEDICALGPT_TOOL_RECORD])
+    spec = spec_from_tokenizer(tok, add_eos=False)
+    enc = ConversationEncoder.from_tokenizer(
+        tok, spec, "chatml" if how == "default_registry" else "auto", tool_format="qwen" if how == "qwen" else None)
+    (encoded,), skipped = encode_path(enc, path)
+    ids, mask = encoded
+    spans = decoded_spans(tok, ids, mask)
+    untrained = tok.decode(ids[mask == 0].tolist())
+    call = {"native": '<tool_call>\n{"name": "bmi", "arguments": {"kg": 70}}\n</tool_call><|im_end|>',
+            "qwen": '<tool_call>\n{"name": "bmi", "arguments": {"kg": 70}}\n</tool_call><|im_end|>',
+            "default_registry": 'Action: bmi\nAction Input: {"kg": 70}\n<|im_end|>'}[how]
+    assert spans == [call, "Your BMI is 22.9.<|im_end|>"]
+    assert '{"bmi": 22.9}' in untrained and "Body mass index" in untrained and skipped.total == 0
