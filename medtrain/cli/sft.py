@@ -33,6 +33,7 @@ from medtrain.config.arguments import DataArguments, FrozenAfterResolve, ModelAr
 from medtrain.config.run_config import RunConfig, resolve_run
 from medtrain.data.chat_templates import TEMPLATES
 from medtrain.data.conversations import FORMATS, ConversationEncoder
+from medtrain.data.tool_formats import TOOL_FORMATS
 from medtrain.training.demo import DEMO_SFT_DATA
 from medtrain.runtime.distributed import DistInfo
 from medtrain.cli.pretrain import uses_demo
@@ -61,8 +62,10 @@ class SftArguments(FrozenAfterResolve):
         default="auto",
         metadata={"help": "Chat template: auto (the tokenizer's own chat_template when it has one, else vicuna), "
                           "tokenizer (its chat_template, required), or one of "
-                          f"{', '.join(sorted(TEMPLATES))} (medtrain/chat_templates.py). A registry template is "
-                          "saved with the tokenizer as its chat_template, so apply_chat_template matches training."},
+                          f"{', '.join(sorted(TEMPLATES))} (medtrain/data/chat_templates.py; every MedicalGPT name). "
+                          "A registry template is saved with the tokenizer as its chat_template, so "
+                          "apply_chat_template matches training; qwen3, qwen3_nothink, qwen3_5, qwen3_5_nothink and "
+                          "deepseek3 use the model's own chat_template when it has one."},
     )
     data_format: str = field(
         default="auto",
@@ -76,10 +79,17 @@ class SftArguments(FrozenAfterResolve):
         metadata={"help": "System prompt for conversations that have none (default: the template's own; an "
                           "empty string: none)."},
     )
+    tool_format: Optional[str] = field(
+        default=None,
+        metadata={"help": "How tool definitions, calls and results are written: unset = by the tokenizer's chat "
+                          "template (tools=, tool_calls, role tool), or the 'default' text format with a registry "
+                          f"template; or one of {', '.join(TOOL_FORMATS)} (as text, any template)."},
+    )
     preview_samples: int = field(
         default=0,
-        metadata={"help": "Print the first N processed samples to stdout as JSON lines ({\"text\": the rendered "
-                          "sample, \"labels\": the trained spans decoded and joined}) and exit without training."},
+        metadata={"help": "Print the first N conversations (input order) with the trained spans marked "
+                          "⟦like this⟧ in the decoded text, write them to output_dir/preview.jsonl ({source, "
+                          "input_ids, labels, text}), and exit without training."},
     )
 
     def __post_init__(self):
@@ -89,6 +99,8 @@ class SftArguments(FrozenAfterResolve):
         if self.template_name not in ("auto", "tokenizer", *TEMPLATES):
             problems.append(f"unknown --template_name {self.template_name!r}; choose auto, tokenizer or one of "
                             f"{', '.join(sorted(TEMPLATES))} (or add a ChatTemplate in medtrain/chat_templates.py)")
+        if self.tool_format is not None and self.tool_format not in TOOL_FORMATS:
+            problems.append(f"unknown --tool_format {self.tool_format!r}; choose one of {', '.join(TOOL_FORMATS)}")
         if problems:
             raise ValueError("Invalid SFT arguments:\n  " + "\n  ".join(problems))
 
@@ -137,7 +149,7 @@ def conversation_encoder(tokenizer, data_args: DataArguments, sft_args: SftArgum
     way the model was trained."""
     spec = spec_from_tokenizer(tokenizer, data_args.add_bos_token, add_eos=False)
     encoder = ConversationEncoder.from_tokenizer(tokenizer, spec, sft_args.template_name, sft_args.data_format,
-                                                 sft_args.system_prompt, data_args.block_size)
+                                                 sft_args.system_prompt, data_args.block_size, sft_args.tool_format)
     jinja = encoder.jinja_template()
     if jinja is not None:
         if getattr(tokenizer, "chat_template", None) and tokenizer.chat_template != jinja:
@@ -159,15 +171,32 @@ def trained_spans(ids, mask) -> list:
     return [ids[s:e].tolist() for s, e in zip(edges[::2], edges[1::2])]
 
 
-def sample_json(tokenizer, ids, mask) -> dict:
-    decode = lambda x: tokenizer.decode(list(x), skip_special_tokens=False,  # noqa: E731
-                                        clean_up_tokenization_spaces=False)
-    return {"text": decode(ids), "labels": "".join(decode(s) for s in trained_spans(ids, mask)),
-            "tokens": int(len(ids)), "trained_tokens": int(np.asarray(mask).sum())}
+OPEN_MARK, CLOSE_MARK = "⟦", "⟧"
 
 
-def preview(model_args, data_args, sft_args, out=None) -> list[dict]:
-    """Print the first `preview_samples` processed samples as JSON lines (training data order)."""
+def marked_text(tokenizer, ids, mask) -> str:
+    """The decoded conversation with each run of trained tokens between ⟦ and ⟧."""
+    ids, mask = np.asarray(ids), np.asarray(mask).astype(bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))).tolist()
+    cuts = [0] + edges + [len(ids)]
+    out = []
+    for k, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        text = tokenizer.decode(ids[a:b].tolist(), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        out.append(f"{OPEN_MARK}{text}{CLOSE_MARK}" if (a < b and mask[a]) else text)
+    return "".join(out)
+
+
+def sample_json(tokenizer, ids, mask, source: str = "") -> dict:
+    """One preview object (the documented `preview.jsonl` format; see the README)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    labels = np.where(np.asarray(mask).astype(bool), ids, -100)
+    return {"source": source, "input_ids": ids.tolist(), "labels": labels.tolist(),
+            "text": marked_text(tokenizer, ids, mask)}
+
+
+def preview(model_args, data_args, sft_args, out=None, output_dir: Optional[str] = None) -> list[dict]:
+    """The first `preview_samples` conversations in input order: printed (source, then the marked text)
+    and written to `output_dir/preview.jsonl`."""
     from medtrain.training.demo import ensure_demo_assets
     from medtrain.runtime.distributed import setup_logging
     from medtrain.training.modeling import load_tokenizer
@@ -182,20 +211,30 @@ def preview(model_args, data_args, sft_args, out=None) -> list[dict]:
     encoder = conversation_encoder(tokenizer, data_args, sft_args)
     skipped, samples = SkipCounter(), []
     for unit in plan_units(find_files(data_args.train_file_dir or [DEMO_SFT_DATA])):
-        for _, record in encoder.read(unit, data_args.skip_bad_lines, data_args.max_document_chars, skipped):
+        for key, record in encoder.read(unit, data_args.skip_bad_lines, data_args.max_document_chars, skipped):
             encoded = encoder.encode_batch([record])[0]
             if encoded is not None:
-                samples.append(sample_json(tokenizer, *encoded))
+                samples.append(sample_json(tokenizer, *encoded, source=encoder.source(unit, key)))
             if len(samples) >= sft_args.preview_samples:
                 break
         if len(samples) >= sft_args.preview_samples:
             break
     if dist.is_main:
+        path = None
+        if output_dir:
+            os.makedirs(output_dir, exist_ok=True)
+            path = os.path.join(output_dir, "preview.jsonl")
+            with open(path, "w", encoding="utf-8") as fh:
+                for s in samples:
+                    fh.write(json.dumps(s, ensure_ascii=False) + "\n")
         for s in samples:
-            out.write(json.dumps(s, ensure_ascii=False) + "\n")
+            trained = sum(1 for x in s["labels"] if x != -100)
+            out.write(f"=== {s['source']}: {len(s['input_ids'])} tokens, {trained} trained (between "
+                      f"{OPEN_MARK} {CLOSE_MARK})\n{s['text']}\n")
         out.flush()
-        logger.info("Previewed %d sample(s) (template %s; %s; skipped: %s); no training with --preview_samples",
-                    len(samples), encoder.template_name, encoder.counters(), skipped.to_dict() or "nothing")
+        logger.info("Previewed %d conversation(s) (template %s; %s; skipped: %s)%s; no training with "
+                    "--preview_samples", len(samples), encoder.template_name, encoder.counters(),
+                    skipped.to_dict() or "nothing", f"; written to {path}" if path else "")
     return samples
 
 
@@ -220,7 +259,7 @@ def run(argv: Optional[list[str]] = None) -> dict:
     model_args, data_args, _, sft_args = parsed.objects
     if sft_args.preview_samples:
         resolve_sft_defaults(model_args, data_args, parsed.given, lambda obj, name, value, why: setattr(obj, name, value))
-        return {"preview": preview(model_args, data_args, sft_args)}
+        return {"preview": preview(model_args, data_args, sft_args, output_dir=parsed.objects[2].output_dir)}
     chosen = {}
 
     def make_encoder(tokenizer, config):

@@ -1,28 +1,41 @@
-"""SFT conversations: the input formats, their validation, and the encoder that puts them into the
-token store and the streaming path exactly as `TextEncoder` puts pretraining text.
+"""The SFT encoder: conversations (`chat_records`) rendered by a chat template and tokenized into ids
+and a trained-token mask, for the token store and the streaming path exactly as `TextEncoder` gives
+pretraining text.
 
-Formats (`--data_format auto` detects each file's format from its first record):
+Rendering: a registry template (`chat_templates`, `--template_name`) or the tokenizer's own jinja
+chat template, whose replies `reply_locator` locates exactly. Either gives the whole text and the
+trained character spans: each assistant reply (with its reasoning and tool calls where the template
+renders them) and its end-of-turn marker.
 
-    sharegpt  {"conversations": [{"from": "human", "value": "..."}, {"from": "gpt", "value": "..."}],
-               "system": "..." (optional)}       roles: system, human/user, gpt/assistant/chatgpt/model
-    openai    {"messages": [{"role": "system", "content": "..."}, {"role": "user", ...},
-               {"role": "assistant", ...}]}     roles: system/developer, user, assistant
-    alpaca    {"instruction": "...", "input": "...", "output": "...", "system": "...",
-               "history": [["earlier question", "earlier answer"], ...]}   (input/system/history optional)
+Tokenizing: the whole text is tokenized once, as `apply_chat_template(..., tokenize=True)` does,
+except that a token never crosses the start of a reply: a one-character special token inserted
+there (and dropped from the ids) makes the prompt end where the inference prompt ends. So:
 
-in .jsonl, .json (JSON lines or one array) or .parquet files. A conversation is an optional system
-prompt, then user and assistant messages alternating, starting with the user and ending with the
-assistant. Anything else is bad input: an error naming the file and line, or with
-`--skip_bad_lines` a skip counted by reason (`missing_role`, `unknown_role`, `missing_content`,
-`empty_reply`, `empty_message`, `broken_alternation`, `no_reply`, `misplaced_system`,
-`missing_field`, `unknown_format`, ...).
+- the ids before a reply are those of `apply_chat_template(history, add_generation_prompt=True)`
+  whenever the prompt the template renders is a prefix of the conversation (all templates that render
+  earlier turns as they were; see `reply_locator` for the others);
+- the whole sequence equals `apply_chat_template(messages, tokenize=True)` except where that
+  tokenization merges the end of a prompt with the start of a reply into one token (e.g. "ASSISTANT: "
+  + "Yes" as " Yes" with a byte-level BPE); there the ids are the prompt's, then the reply's, as the
+  model sees them at inference; no other token is added or lost (no stray SentencePiece `▁`, since
+  the reply is tokenized as a continuation, not as a new text);
+- a token is trained when any of its characters is in a trained span; where the template renders no
+  end-of-turn marker (GLM-4, ChatGLM3) the tokenizer's EOS is appended after each reply and trained;
+- a registry template gets BOS prepended when the tokenizer adds BOS itself (a tokenizer template
+  renders BOS itself).
 
-`ConversationEncoder` renders each conversation with the chat template (`chat_templates`), tokenizes
-it piece by piece, and returns the ids with a mask that is 1 exactly on the assistant replies and
-their end-of-turn token. A conversation longer than `max_length` tokens keeps as many whole turns
-from the start as fit (counted as `truncated`); when not even the first turn fits, that turn is cut
-at `max_length` (counted as `truncated` and `truncated_reply_cut` when the cut falls in the reply);
-a conversation left without any trained token is dropped (counted as `dropped_no_target`).
+A conversation longer than `max_length` tokens keeps as many whole turns from the start as fit
+(counted as `truncated`); when not even the first turn fits, that turn is cut at `max_length`
+(counted as `truncated` and `truncated_reply_cut` when the cut falls in the reply); a conversation
+left without any trained token is dropped (counted as `dropped_no_target`).
+
+Tools: with the tokenizer's template and no `--tool_format`, tool definitions, calls and results are
+given to the template (`tools=`, `tool_calls`, `role: tool`) and rendered its way; with a registry
+template, or `--tool_format NAME`, they are written as text in that format (`tool_formats`; a registry
+template uses `default` when none is given). Either way the calls are trained, results and
+definitions are not. Reasoning: see `chat_records`; a template that reads `reasoning_content` gets it
+apart from the answer (and keeps or drops it turn by turn, its way); any other gets the reply as
+written, `<think>...</think>` included.
 """
 
 from __future__ import annotations
@@ -35,134 +48,33 @@ from typing import Optional
 
 import numpy as np
 
-from medtrain.data.chat_templates import ChatTemplate, JinjaRenderer, Rendered, TemplateError, get_template
+from medtrain.data.chat_records import (FORMATS, BadRecord, Conversation, detect_format,  # noqa: F401
+                                        from_turns, parse_record)
+from medtrain.data.chat_templates import ChatTemplate, Rendered, TemplateError, get_template
+from medtrain.data.reply_locator import JinjaRenderer
+from medtrain.data.tool_formats import as_text, get_tool_format
 from medtrain.errors import DataError
 from medtrain.data.sources import RecordReader, SkipCounter, WorkUnit, _open_binary
 from medtrain.data.tokenization import TokenizerSpec
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("sharegpt", "openai", "alpaca")
-SYSTEM, USER, ASSISTANT = "system", "user", "assistant"
-SHAREGPT_ROLES = {"system": SYSTEM, "human": USER, "user": USER, "gpt": ASSISTANT, "assistant": ASSISTANT,
-                  "chatgpt": ASSISTANT, "model": ASSISTANT}
-OPENAI_ROLES = {"system": SYSTEM, "developer": SYSTEM, "user": USER, "assistant": ASSISTANT}
 COUNTERS = ("truncated", "truncated_reply_cut", "dropped_no_target")
+SPLIT = "\U000F0002"        # the token inserted at each reply start (then dropped): see the module doc
+_SPLIT_TOKENIZERS: dict = {}  # spec fingerprint -> (tokenizers.Tokenizer with SPLIT added, SPLIT's id)
 
 
-class BadRecord(Exception):
-    """A malformed conversation: `reason` is the skip-counter key, `message` says what is wrong."""
+def split_tokenizer(spec: TokenizerSpec):
+    """This process's copy of the spec's tokenizer with SPLIT added as a special token."""
+    built = _SPLIT_TOKENIZERS.get(spec.fingerprint)
+    if built is None:
+        from tokenizers import AddedToken, Tokenizer
 
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason, self.message = reason, message
-
-
-# ---------------------------------------------------------------------------------------------------
-# formats
-# ---------------------------------------------------------------------------------------------------
-def detect_format(obj: dict) -> Optional[str]:
-    """The format a record is written in, from its fields (None: none of them)."""
-    if "conversations" in obj:
-        return "sharegpt"
-    if "messages" in obj:
-        return "openai"
-    if "instruction" in obj and "output" in obj:
-        return "alpaca"
-    return None
-
-
-def _text(value, what: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in value):
-        return "".join(str(p.get("text", "")) for p in value)  # OpenAI content parts, text only
-    raise BadRecord("bad_content", f"{what} is {type(value).__name__}, not a string")
-
-
-def _messages(items, fmt: str) -> list[tuple[str, str, str]]:
-    """[(role, content, label)] of a ShareGPT or OpenAI message list, roles normalised; `label`
-    names the message in error messages ("message 3 (gpt)")."""
-    field, role_key, content_key, roles = (
-        ("conversations", "from", "value", SHAREGPT_ROLES) if fmt == "sharegpt"
-        else ("messages", "role", "content", OPENAI_ROLES))
-    if not isinstance(items, list):
-        raise BadRecord("bad_conversation", f"{field!r} must be a list of {{{role_key!r}, {content_key!r}}} "
-                        f"objects, got {type(items).__name__}")
-    out = []
-    for i, m in enumerate(items, 1):
-        if not isinstance(m, dict):
-            raise BadRecord("bad_message", f"message {i} is {type(m).__name__}, not an object")
-        if m.get(role_key) is None:
-            raise BadRecord("missing_role", f"message {i} has no {role_key!r} (its role)")
-        role = roles.get(str(m[role_key]).strip().lower())
-        label = f"message {i} ({m[role_key]})"
-        if role is None:
-            raise BadRecord("unknown_role", f"{label} has an unknown role (expected one of {', '.join(roles)})")
-        if content_key not in m or m[content_key] is None:
-            raise BadRecord("missing_content", f"{label} has no {content_key!r}")
-        out.append((role, _text(m[content_key], f"the {content_key!r} of {label}"), label))
-    return out
-
-
-def _conversation(messages: list[tuple[str, str, str]], system: Optional[str]) -> tuple:
-    """(system, [(user, assistant), ...]) from alternating (role, content, label) messages."""
-    if messages and messages[0][0] == SYSTEM:
-        system = messages[0][1]
-        messages = messages[1:]
-    if not messages:
-        raise BadRecord("empty_conversation", "the conversation has no user and assistant messages")
-    turns: list = []
-    for i, (role, content, label) in enumerate(messages):
-        expected = USER if i % 2 == 0 else ASSISTANT
-        if role == SYSTEM:
-            raise BadRecord("misplaced_system", f"{label}: a system message may only come first")
-        if role != expected:
-            raise BadRecord("broken_alternation", f"{label} is from the {role} where the {expected} was expected "
-                            "(user and assistant must alternate, user first)")
-        if not content.strip():
-            raise BadRecord("empty_reply" if role == ASSISTANT else "empty_message",
-                            f"{label} is empty" + (" (an empty assistant reply)" if role == ASSISTANT else ""))
-        if role == USER:
-            turns.append([content, None])
-        else:
-            turns[-1][1] = content
-    if turns[-1][1] is None:
-        raise BadRecord("no_reply", "the conversation ends with a user message that has no assistant reply")
-    return (system or None), [tuple(t) for t in turns]
-
-
-def _optional_text(obj: dict, name: str) -> Optional[str]:
-    value = obj.get(name)
-    return None if value is None else _text(value, repr(name))
-
-
-def parse_record(obj: dict, fmt: str) -> tuple:
-    """(system or None, [(user, assistant), ...]) of a record in format `fmt`, or BadRecord."""
-    if fmt in ("sharegpt", "openai"):
-        field = "conversations" if fmt == "sharegpt" else "messages"
-        if field not in obj:
-            raise BadRecord("missing_field", f"missing field {field!r} (this file is {fmt}; fields: "
-                            f"{', '.join(list(obj)[:8])})")
-        return _conversation(_messages(obj[field], fmt), _optional_text(obj, "system"))
-    if fmt == "alpaca":
-        for name in ("instruction", "output"):
-            if obj.get(name) is None:
-                raise BadRecord("missing_field", f"missing field {name!r} (this file is alpaca; fields: "
-                                f"{', '.join(list(obj)[:8])})")
-        instruction, output = _text(obj["instruction"], "'instruction'"), _text(obj["output"], "'output'")
-        extra = _optional_text(obj, "input") or ""
-        query = "\n".join(p for p in (instruction, extra) if p.strip())  # "instruction\ninput"
-        history = obj.get("history") or []
-        if not isinstance(history, list) or not all(
-                isinstance(h, (list, tuple)) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in history):
-            raise BadRecord("bad_history", "'history' must be a list of [question, answer] pairs of strings")
-        msgs = []
-        for i, (q, a) in enumerate(history, 1):
-            msgs += [(USER, q, f"the question of history[{i}]"), (ASSISTANT, a, f"the answer of history[{i}]")]
-        msgs += [(USER, query, "'instruction' (with 'input')"), (ASSISTANT, output, "'output'")]
-        return _conversation(msgs, _optional_text(obj, "system"))
-    raise ValueError(f"unknown data format {fmt!r}")
+        tok = Tokenizer.from_str(spec.tokenizer_json)
+        tok.add_special_tokens([AddedToken(SPLIT, special=True, normalized=False, lstrip=False, rstrip=False,
+                                           single_word=False)])
+        built = _SPLIT_TOKENIZERS[spec.fingerprint] = (tok, tok.token_to_id(SPLIT))
+    return built
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -214,6 +126,8 @@ class _Reporter:
         self.skipped.add(reason, self.where(key) if len(self.skipped.examples) < 20 else "")
 
 
+
+
 # ---------------------------------------------------------------------------------------------------
 # the encoder
 # ---------------------------------------------------------------------------------------------------
@@ -224,10 +138,29 @@ def _chat_template_of(tokenizer) -> Optional[str]:
     return t or None
 
 
+def special_tokens_of(tokenizer) -> list[str]:
+    """The tokenizer's special tokens (candidates for a template's end-of-turn marker)."""
+    out = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for tok in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(tok, "special", False):
+            out.add(str(tok))
+    return sorted(out)
+
+
+def _inline_reasoning(m: dict) -> str:
+    """A reply's text with its reasoning written in it, for templates that do not read
+    `reasoning_content`: as the record wrote it, or `<think>\nR\n</think>\n\nA`."""
+    if m.get("raw") is not None:
+        return m["raw"]
+    if m.get("reasoning_content") is not None:
+        return f"<think>\n{m['reasoning_content']}\n</think>\n\n{m['content']}"
+    return m["content"]
+
+
 class ConversationEncoder:
-    """SFT records for the token store and the streaming path (the `TextEncoder` interface):
-    `read` yields each valid conversation rendered by the chat template, `encode_batch` returns
-    `(ids, mask)` per conversation (mask 1 = trained token) or None for one dropped (and counted).
+    """SFT records for the token store and the streaming path (the encoder interface): `read` yields
+    each valid conversation rendered by the chat template, `encode_batch` returns `(ids, mask)` per
+    conversation (mask 1 = trained token) or None for one dropped (and counted).
 
     Picklable: it holds strings (tokenizer JSON, template); the tokenizer is rebuilt lazily in each
     process. `counters()` returns the counts since its previous call (so per-unit counts sum to the
@@ -239,19 +172,25 @@ class ConversationEncoder:
 
     def __init__(self, spec: TokenizerSpec, template: Optional[ChatTemplate] = None,
                  chat_template: Optional[str] = None, special_tokens: Optional[dict] = None,
-                 data_format: str = "auto", system_prompt: Optional[str] = None, max_length: int = 2048):
+                 data_format: str = "auto", system_prompt: Optional[str] = None, max_length: int = 2048,
+                 stop_tokens=(), tool_format: Optional[str] = None, template_kwargs: Optional[dict] = None,
+                 template_source: str = "the tokenizer's chat_template"):
         if (template is None) == (chat_template is None):
             raise ValueError("give exactly one of a registry template and a tokenizer chat_template")
         if data_format not in ("auto",) + FORMATS:
             raise ValueError(f"--data_format must be auto, {', '.join(FORMATS)}; got {data_format!r}")
         if max_length < 2:
             raise ValueError(f"the maximum sequence length must be at least 2, got {max_length}")
+        if tool_format is not None:
+            get_tool_format(tool_format)
         self.spec = spec
         self.template = template
-        self.jinja = JinjaRenderer(chat_template, special_tokens or {}) if chat_template is not None else None
+        self.jinja = JinjaRenderer(chat_template, special_tokens or {}, stop_tokens, template_source,
+                                   template_kwargs) if chat_template is not None else None
         self.data_format = data_format
         self.system_prompt = system_prompt
         self.max_length = max_length
+        self.tool_format = tool_format
         self._tok = None
         self._formats: dict = {}
         self._counts = dict.fromkeys(COUNTERS, 0)
@@ -259,25 +198,36 @@ class ConversationEncoder:
     @classmethod
     def from_tokenizer(cls, tokenizer, spec: TokenizerSpec, template_name: Optional[str] = "auto",
                        data_format: str = "auto", system_prompt: Optional[str] = None,
-                       max_length: int = 2048) -> "ConversationEncoder":
+                       max_length: int = 2048, tool_format: Optional[str] = None) -> "ConversationEncoder":
         """The encoder for a HF tokenizer: its own chat_template when it has one and template_name is
-        auto (or 'tokenizer'), else the registry template (vicuna when auto and the tokenizer has none)."""
+        auto (or 'tokenizer', or a registry name that prefers the model's own template), else the
+        registry template (vicuna when auto and the tokenizer has none)."""
         own = _chat_template_of(tokenizer)
         name = (template_name or "auto").strip()
         if name == "tokenizer" and own is None:
             raise ValueError("--template_name tokenizer: this tokenizer has no chat_template; choose a template "
-                             "with --template_name (vicuna, alpaca, chatml, llama3, plain)")
-        if name in ("auto", "tokenizer") and own is not None:
+                             "with --template_name (vicuna, alpaca, chatml, llama3, qwen, ...)")
+        entry = None if name in ("auto", "tokenizer") else get_template(name)
+        if own is not None and (entry is None or entry.prefer_tokenizer):
+            kwargs = dict(entry.template_kwargs) if entry is not None else {}
+            if entry is not None:
+                logger.info("--template_name %s: using the model's own chat_template%s", name,
+                            f" with {kwargs}" if kwargs else "")
+                if "<|im_start|>" in entry.user and "<|im_start|>" not in own:
+                    logger.warning("--template_name %s asks for the ChatML format, but the model's own chat_template "
+                                   "is another: training uses the model's own", name)
             special = {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)}
+            source = f"the chat_template of {getattr(tokenizer, 'name_or_path', '') or 'the tokenizer'}"
             return cls(spec, chat_template=own, special_tokens=special, data_format=data_format,
-                       system_prompt=system_prompt, max_length=max_length)
+                       system_prompt=system_prompt, max_length=max_length, stop_tokens=special_tokens_of(tokenizer),
+                       tool_format=tool_format, template_kwargs=kwargs, template_source=source)
         if name == "auto":
             name = "vicuna"
             logger.info("The tokenizer has no chat_template: using the vicuna template (choose one with "
                         "--template_name)")
         template = get_template(name).bind(tokenizer.eos_token, tokenizer.bos_token)
         return cls(spec, template=template, data_format=data_format, system_prompt=system_prompt,
-                   max_length=max_length)
+                   max_length=max_length, tool_format=tool_format)
 
     # -- description ------------------------------------------------------------------------------
     @property
@@ -317,10 +267,13 @@ class ConversationEncoder:
 
     @property
     def fingerprint(self) -> str:
-        payload = {"kind": "sft", "version": 1, "tokenizer": self.spec.fingerprint,
+        payload = {"kind": "sft", "version": 2, "tokenizer": self.spec.fingerprint,
                    "template": asdict(self.template) if self.template is not None else None,
                    "chat_template": self.jinja.chat_template if self.jinja is not None else None,
                    "special_tokens": self.jinja.special_tokens if self.jinja is not None else None,
+                   "stop_tokens": self.jinja.stop_tokens if self.jinja is not None else None,
+                   "template_kwargs": self.jinja.template_kwargs if self.jinja is not None else None,
+                   "tool_format": self.tool_format,
                    "data_format": self.data_format, "system_prompt": self.system_prompt,
                    "max_length": self.max_length, "add_bos": self.spec.add_bos}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -350,6 +303,10 @@ class ConversationEncoder:
             self._formats[file.path] = fmt
         return self._formats[file.path]
 
+    def source(self, unit: WorkUnit, key: int) -> str:
+        """Where record `key` of `unit` is: "file:line" (or a row number)."""
+        return _Reporter(RecordReader(unit, None, True), True, SkipCounter()).where(key)
+
     def read(self, unit: WorkUnit, skip_bad: bool = False, max_chars: Optional[int] = None,
              skipped: Optional[SkipCounter] = None):
         """(key, Rendered) for each valid conversation of the unit; bad ones reported (see module doc)."""
@@ -374,13 +331,11 @@ class ConversationEncoder:
                                         f"'output' (alpaca); fields: {', '.join(list(obj)[:8])}")
                     self._formats[f.path] = fmt
                     logger.debug("%s: %s format", f.path, fmt)
-                system, turns = parse_record(obj, fmt)
-                if max_chars is not None:
-                    chars = len(system or "") + sum(len(q) + len(a) for q, a in turns)
-                    if chars > max_chars:
-                        raise BadRecord("too_long", f"conversation of {chars:,} characters is over "
-                                        f"--max_document_chars {max_chars:,}")
-                rendered = self.render(system, turns)
+                conv = parse_record(obj, fmt)
+                if max_chars is not None and conv.chars > max_chars:
+                    raise BadRecord("too_long", f"conversation of {conv.chars:,} characters is over "
+                                    f"--max_document_chars {max_chars:,}")
+                rendered = self.render(conv.system, conv.messages, conv.tools)
             except BadRecord as e:
                 bad(e.reason, e.message, key)
                 continue
@@ -389,66 +344,103 @@ class ConversationEncoder:
                 continue
             yield key, rendered
 
-    def render(self, system: Optional[str], turns: list) -> Rendered:
+    def render(self, system: Optional[str], messages: list, tools: Optional[list] = None) -> Rendered:
+        """The Rendered conversation: `messages` are HF chat messages (user / assistant / tool, see
+        `chat_records`), or (user, assistant) pairs."""
+        if messages and isinstance(messages[0], (tuple, list)):
+            messages = from_turns(messages)
         system = system if system is not None else self.default_system()
+        has_tools = bool(tools) or any(m.get("tool_calls") or m["role"] == "tool" for m in messages)
+        textual = self.template is not None or self.tool_format is not None
+        if has_tools and textual:
+            fmt = get_tool_format(self.tool_format or "default")
+            system, messages = as_text(system, messages, tools, fmt)
+            tools = None
         if self.template is not None:
-            return self.template.render(system, turns)
-        return self.jinja.render(system, turns)
+            return self.template.render(system, [(q["content"], _inline_reasoning(a)) for q, a in
+                                                 zip(messages[::2], messages[1::2])])
+        if has_tools and not textual and not self.jinja.renders_tools:
+            raise TemplateError(f"{self.jinja.name} does not render tools or tool calls; pass --tool_format "
+                                "(default, qwen, llama3, mistral, glm4) to write them as text")
+        keep = self.jinja.reads_reasoning
+        msgs = [{"role": "system", "content": system}] if system else []
+        for m in messages:
+            m = dict(m)
+            raw = m.pop("raw", None)
+            if m["role"] == "assistant" and not keep and "reasoning_content" in m:
+                m["content"] = _inline_reasoning({**m, "raw": raw})
+                del m["reasoning_content"]
+            msgs.append(m)
+        return self.jinja.render(msgs, tools)
 
     def size(self, record: Rendered) -> int:
-        return len(record.head) + sum(len(p) + len(r) for p, r in record.turns) + len(record.tail)
+        return len(record.text)
 
     # -- encoding -----------------------------------------------------------------------------------
+    def _with_marks(self, record: Rendered) -> tuple:
+        """The text with SPLIT before each span (and EOS after it when the template renders no end of
+        turn), and the spans in that text."""
+        eos = ""
+        if record.append_eos:
+            if self.spec.eos_id is None:
+                raise DataError("the chat template renders no end-of-turn marker and the tokenizer has no EOS "
+                                "token to end replies with; set tokenizer.eos_token")
+            eos = self.tokenizer.id_to_token(self.spec.eos_id)
+        text, out, spans, cursor = record.text, [], [], 0
+        if SPLIT in text:
+            raise DataError(f"a conversation contains the character U+{ord(SPLIT):X}, which medtrain uses to "
+                            "mark replies; remove it")
+        n = 0
+        for start, end in record.spans:
+            out.append(text[cursor:start])
+            n += start - cursor
+            out.append(SPLIT)
+            n += 1
+            s = n
+            out.append(text[start:end] + eos)
+            n += end - start + len(eos)
+            spans.append((s, n))
+            cursor = end
+        out.append(text[cursor:])
+        return "".join(out), spans
+
     def encode_batch(self, records: list) -> list:
-        pieces = []
-        for r in records:
-            pieces.append(r.head)
-            for p, a in r.turns:
-                pieces += [p, a]
-            pieces.append(r.tail)
-        tok = self.tokenizer
-        encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
-        ids = iter([e.ids for e in encode(pieces, add_special_tokens=False)])
+        tok, split_id = split_tokenizer(self.spec)
+        marked = [self._with_marks(r) for r in records]
+        encs = tok.encode_batch([t for t, _ in marked], add_special_tokens=False)
         bos = [self.spec.bos_id] if self.template is not None and self.spec.add_bos else []
         out = []
-        for r in records:
-            head = bos + next(ids)
-            turns = [(next(ids), next(ids)) for _ in r.turns]
-            tail = next(ids)
-            out.append(self._fit(head, turns, tail))
+        for (_, spans), enc in zip(marked, encs):
+            ids = np.asarray(enc.ids, dtype=np.int64)
+            offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+            keep = ids != split_id
+            ids, offsets = ids[keep], offsets[keep]
+            a, b = offsets[:, 0], offsets[:, 1]
+            trained = np.zeros(len(ids), dtype=bool)
+            ends = []
+            for s, e in spans:
+                hit = ((a < e) & (b > s)) | ((a == b) & (a >= s) & (a < e))
+                trained |= hit
+                where = np.flatnonzero(hit)
+                if len(where):
+                    ends.append(int(where[-1]) + 1 + len(bos))
+            ids = np.concatenate([np.asarray(bos, dtype=np.int64), ids])
+            mask = np.concatenate([np.zeros(len(bos), dtype=np.uint8), trained.astype(np.uint8)])
+            out.append(self._fit(ids, mask, ends))
         return out
 
-    def _fit(self, head: list, turns: list, tail: list):
+    def _fit(self, ids: np.ndarray, mask: np.ndarray, turn_ends: list):
         """ids and mask of one conversation, cut to max_length at turn boundaries (see module doc)."""
-        limit = self.max_length
-        total = len(head) + sum(len(p) + len(a) for p, a in turns) + len(tail)
-        keep, cut = turns, None
+        limit, total = self.max_length, len(ids)
         if total > limit:
-            n, k = len(head), 0
-            for p, a in turns:
-                if n + len(p) + len(a) > limit:
-                    break
-                n += len(p) + len(a)
-                k += 1
-            keep, tail = turns[:k], []
-            if k == 0:
-                cut = limit   # not even the first turn fits: it is cut at max_length
-                keep = turns[:1]
-        ids = list(head)
-        mask = [0] * len(head)
-        for p, a in keep:
-            ids += p
-            ids += a
-            mask += [0] * len(p) + [1] * len(a)
-        ids += tail
-        mask += [0] * len(tail)
-        if cut is not None:
+            fitting = [e for e in turn_ends if e <= limit]
+            cut = fitting[-1] if fitting else limit
             ids, mask = ids[:cut], mask[:cut]
-        if not any(mask):
+        if not mask.any():
             self._counts["dropped_no_target"] += 1
             return None
         if total > limit:
             self._counts["truncated"] += 1
-            if cut is not None and len(head) + len(keep[0][0]) < cut:
+            if not fitting:
                 self._counts["truncated_reply_cut"] += 1
-        return np.asarray(ids, dtype=self.spec.dtype), np.asarray(mask, dtype=np.uint8)
+        return ids.astype(self.spec.dtype), mask.astype(np.uint8)

@@ -61,11 +61,13 @@ def test_registry_template_as_jinja_generation_prompt(tok, template):
 
 def test_system_prompt_defaults(tok):
     turns = CONVERSATIONS[0][1]
-    assert make_encoder(tok, "chatml").render(None, turns).head.startswith("<|im_start|>system\nYou are a helpful")
-    assert "Custom." in make_encoder(tok, "chatml", system_prompt="Custom.").render(None, turns).head
-    assert make_encoder(tok, "chatml", system_prompt="").render(None, turns).head == ""  # none at all
-    assert "Own." in make_encoder(tok, "chatml", system_prompt="Custom.").render("Own.", turns).head
-    assert make_encoder(tok, "llama3").render(None, turns).head == ""  # llama3 has no default
+    text = lambda enc, system=None: enc.render(system, turns).text  # noqa: E731
+    assert text(make_encoder(tok, "chatml")).startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                                                        "<|im_start|>user\n")
+    assert text(make_encoder(tok, "chatml", system_prompt="Custom.")).startswith("<|im_start|>system\nCustom.<|im_end|>")
+    assert text(make_encoder(tok, "chatml", system_prompt="")).startswith("<|im_start|>user\n")  # none at all
+    assert text(make_encoder(tok, "chatml", system_prompt="Custom."), "Own.").startswith("<|im_start|>system\nOwn.<|")
+    assert text(make_encoder(tok, "llama3")).startswith("<|start_header_id|>user")  # llama3 has no default
 
 
 def test_bos_is_prepended_when_the_tokenizer_adds_it(tok):
@@ -123,18 +125,19 @@ def test_tokenizer_chat_template_is_used_when_present(tok, tmp_path, fmt):
         text = tok.decode(ids, skip_special_tokens=False)
         assert text == tok.apply_chat_template(messages(system, turns), tokenize=False)
         assert (system or "You are a helpful assistant.") in text
-    assert enc.jinja.fallbacks == 0
+        # the ids are those apply_chat_template gives (the whole conversation, tokenized once)
+        assert ids.tolist() == tok.apply_chat_template(messages(system, turns), tokenize=True, return_dict=False)
 
 
-def test_tokenizer_template_rendering_turns_differently_falls_back_to_search(tok):
+def test_tokenizer_template_rendering_the_last_turn_differently(tok):
     tok.chat_template = THINK_JINJA
     enc = make_encoder(tok, "tokenizer")
     _, turns = CONVERSATIONS[2]
     ids, mask = enc.encode_batch([enc.render(None, turns)])[0]
     spans = decoded_spans(tok, ids, mask)
-    assert spans[:2] == [a + "<|im_end|>" for _, a in turns[:2]]  # found by search
+    assert spans[:2] == [a + "<|im_end|>" for _, a in turns[:2]]
     assert spans[2] == "<think>\n\n</think>\n\n" + turns[2][1] + "<|im_end|>"  # the template's own last turn
-    assert enc.jinja.fallbacks == 2
+    assert ids.tolist() == tok.apply_chat_template(messages(None, turns), tokenize=True, return_dict=False)
 
 
 def test_tokenizer_template_generation_marks(tok):

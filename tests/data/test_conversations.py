@@ -29,9 +29,10 @@ def test_truncation_keeps_whole_turns_then_cuts_then_drops(tok):
     system, turns = CONVERSATIONS[2]  # three turns
     enc = make_encoder(tok, "chatml")
     r = enc.render(system, turns)
-    pieces = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in
-              [r.head] + [x for t in r.turns for x in t]]
-    head, (p1, a1, p2, a2, p3, a3) = pieces[0], pieces[1:]
+    cuts = [0] + [c for span in r.spans for c in span]  # prompt, reply, prompt, reply ... (the last reply ends it)
+    assert cuts[-1] == len(r.text)
+    pieces = [len(tok(r.text[a:b], add_special_tokens=False)["input_ids"]) for a, b in zip(cuts, cuts[1:])]
+    head, (p1, a1, p2, a2, p3, a3) = 0, pieces
     full = head + p1 + a1 + p2 + a2 + p3 + a3
 
     def encode(limit):

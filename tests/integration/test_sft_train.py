@@ -96,20 +96,30 @@ def test_sft_validation_dir_and_bad_input_exit(demo_dir, tmp_path, capsys):
     assert read_summary(tmp_path / "b")["train"]["skipped_lines"] == {"empty_reply": 1}
 
 
-def test_preview_samples_prints_json_lines_and_does_not_train(demo_dir, tmp_path, capsys):
+def test_preview_samples_marks_trained_spans_writes_preview_jsonl_and_does_not_train(demo_dir, tmp_path, capsys):
+    from transformers import AutoTokenizer
+
     assert main(args(demo_dir, tmp_path, "p", "--preview_samples", "3", "--template_name", "chatml",
                      "--model_max_length", "1024")) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    printed = capsys.readouterr().out
+    assert printed.count("=== ") == 3 and "⟦" in printed and "<|im_end|>⟧" in printed
+    lines = open(tmp_path / "p" / "preview.jsonl", encoding="utf-8").read().splitlines()
     assert len(lines) == 3
-    for line in lines:
-        s = json.loads(line)
-        assert s["text"].startswith("<|im_start|>") and s["labels"].endswith("<|im_end|>")
-        assert all(r + "<|im_end|>" in s["text"] for r in s["labels"].split("<|im_end|>")[:-1])
-        assert 0 < s["trained_tokens"] < s["tokens"]
+    tok = AutoTokenizer.from_pretrained(demo_dir)
+    samples = [json.loads(line) for line in lines]
+    for s in samples:
+        assert set(s) == {"source", "input_ids", "labels", "text"} and len(s["input_ids"]) == len(s["labels"])
+        assert all(lab in (-100, i) for i, lab in zip(s["input_ids"], s["labels"]))
+        assert s["text"].startswith("<|im_start|>") and s["text"].endswith("<|im_end|>⟧")
+        assert 0 < sum(lab != -100 for lab in s["labels"]) < len(s["labels"])
+        assert s["source"] in printed
     first = json.loads(open(os.path.join(DEMO_SFT_DATA, "alpaca_medical.json")).read())[0]
     replies = [a for _, a in first.get("history", [])] + [first["output"]]  # the first record, multi-turn
-    assert json.loads(lines[0])["labels"] == "".join(a + "<|im_end|>" for a in replies)
-    assert not os.path.exists(tmp_path / "p")
+    assert samples[0]["source"] == os.path.join(DEMO_SFT_DATA, "alpaca_medical.json") + ":2 (record 1)"
+    trained = [tok.decode([i for i, lab in zip(samples[0]["input_ids"], samples[0]["labels"]) if lab != -100])]
+    assert trained == ["".join(a + "<|im_end|>" for a in replies)]
+    assert all(f"⟦{a}<|im_end|>⟧" in samples[0]["text"] for a in replies)
+    assert sorted(os.listdir(tmp_path / "p")) == ["preview.jsonl"]  # nothing trained or saved
 
 
 def sft_flags(argv):
