@@ -191,6 +191,35 @@ def test_a_pickled_stream_position_is_refused_not_run(tmp_path):
     assert not proof.exists()
 
 
+@pytest.mark.parametrize("target", ["store_docs", "store_keys", "block_index"])
+def test_a_pickle_planted_in_a_data_file_is_never_run(tmp_path, spec, target):
+    """The token store's offsets and keys, and the packing cache, are numpy files read without pickle:
+    an object array planted in one is refused, the planted code never runs."""
+    from medtrain.data.packing import BlockIndex
+    from medtrain.data.sources import find_files
+    from medtrain.data.token_store import StoreBuilder, TokenCorpus
+
+    proof = tmp_path / "code-ran"
+    planted = np.array([Planted(proof)], dtype=object)
+    if target == "block_index":
+        path = tmp_path / "index.npz"
+        np.savez(path, piece_doc=planted, piece_start=planted, piece_len=planted, block_ptr=planted,
+                 meta=planted, strategy=planted)
+        load = lambda: BlockIndex.load(str(path))  # noqa: E731
+    else:
+        data = tmp_path / "a.txt"
+        data.write_text("one document\nanother document\n")
+        store = StoreBuilder(find_files([str(data)]), spec, str(tmp_path / "store"), show_progress=False).ensure()
+        suffix = ".docs.npy" if target == "store_docs" else ".keys.npy"
+        (path,) = [os.path.join(store, "units", f) for f in os.listdir(os.path.join(store, "units"))
+                   if f.endswith(suffix)]
+        np.save(path, planted, allow_pickle=True)
+        load = lambda: TokenCorpus(store)  # noqa: E731
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load()
+    assert not proof.exists()
+
+
 # ---------------------------------------------------------------------------------------------------
 # finished runs
 # ---------------------------------------------------------------------------------------------------
