@@ -173,6 +173,37 @@ def test_stream_position_round_trips_as_json(tmp_path):
         trainer_module.load_stream_state(str(tmp_path / "checkpoint-3"), 3)
 
 
+@pytest.mark.parametrize("strategy,shuffle,group", [("concat", 40, False), ("group_by_text", 0, True)])
+def test_a_stream_resumed_from_its_json_position_continues_with_the_next_block(tmp_path, spec, corpus_dir,
+                                                                              strategy, shuffle, group):
+    """Through the file a checkpoint holds: the open block, the documents it refers to (numpy arrays)
+    and the window survive JSON exactly."""
+    from medtrain.data.sources import find_files
+    from medtrain.data.streaming import StreamingBlocks
+
+    files = find_files([corpus_dir])
+    kw = dict(block_size=48, strategy=strategy, shuffle_buffer=shuffle, batch_size=4, group_by_length=group, seed=5)
+
+    def consume(ds, n, tracker):
+        it, out = iter(ds), []
+        for _ in range(n):
+            batch = next(it)
+            tracker.update([r["_cursor"] for r in batch if "_cursor" in r])
+            out.append([r["input_ids"].tolist() for r in batch])
+        return out
+
+    full = consume(StreamingBlocks(files, spec, **kw), 130, trainer_module.StreamCursorTracker(1, 0))
+    for stop in (7, 100):
+        tracker = trainer_module.StreamCursorTracker(1, 0)
+        consume(StreamingBlocks(files, spec, **kw), stop, tracker)
+        folder = tmp_path / f"checkpoint-{stop}" / "data_state"
+        folder.mkdir(parents=True)
+        trainer_module.save_stream_state(str(folder), 0, tracker.state_dict())
+        resumed = StreamingBlocks(files, spec, **kw)
+        resumed.load_state_dict(trainer_module.load_stream_state(str(folder.parent), 0), workers=0)
+        assert consume(resumed, 130 - stop, trainer_module.StreamCursorTracker(1, 0)) == full[stop:]
+
+
 def test_a_pickled_stream_position_is_refused_not_run(tmp_path):
     proof = tmp_path / "code-ran"
     folder = tmp_path / "checkpoint-3" / "data_state"
