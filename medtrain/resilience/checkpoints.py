@@ -297,7 +297,7 @@ def resolve_resume(resume, output_dir: str, rank: int = 0):
                             found, output_dir, "auto" if resume is not True else "true")
             return found
         if resume is True:
-            raise ValueError(f"--resume_from_checkpoint true: no complete checkpoint in {output_dir} (see the "
+            raise DataError(f"--resume_from_checkpoint true: no complete checkpoint in {output_dir} (see the "
                              "warnings above for those skipped); pass `auto` to start fresh when there is none, "
                              "or the path of a checkpoint")
         if main:
@@ -305,7 +305,7 @@ def resolve_resume(resume, output_dir: str, rank: int = 0):
         return None
     path = str(resume)
     if not os.path.isdir(path):
-        raise ValueError(f"--resume_from_checkpoint {path}: no such checkpoint directory")
+        raise DataError(f"--resume_from_checkpoint {path}: no such checkpoint directory")
     problem, note, damaged = inspect_checkpoint(path)
     if damaged:
         raise DataError(f"--resume_from_checkpoint {path}: {problem}. A checkpoint whose files changed after it "
