@@ -8,15 +8,28 @@ relative path, names it the same way on every data path (used to hold documents 
 
 Bad input raises `DataError` naming the file and line, unless the user chose to skip it, in which case
 `SkipCounter` counts it by reason (the counts go into the run's summary).
+
+Nothing is ignored without a word. `scan_inputs` (and `find_files`, its list of files) reports the
+files of a given directory that are not read (unsupported types, e.g. `.jsonl.bz2`, `.csv`: a warning
+with their count and a few names, and `InputScan.unsupported` for the summary), follows links to
+directories (a link back to a directory being searched is searched once), and stops with a DataError
+naming a directory or file that cannot be read (permission denied, a symbolic link loop, a broken link),
+or counts it as `unreadable_path` with `skip_bad`. Each reader checks its file's first bytes before
+reading: a `.gz`/`.zst` that is not gzip/zstd is a DataError naming it (`bad_compression` when
+skipped), and text that is not UTF-8 (a UTF-16/UTF-32 byte-order mark, or NUL bytes in the first KB)
+is a DataError naming the encoding found and the `iconv` command that converts it; with skip_bad the
+whole file is skipped and counted once as `not_utf8_file`, never read as text full of NUL bytes.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
 import logging
 import os
+import stat
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Optional
@@ -121,48 +134,165 @@ def _classify(path: str):
     return None
 
 
-def find_files(paths, what: str = "--train_file_dir") -> list[SourceFile]:
-    """Every supported file under `paths` (files or directories, searched recursively): the paths in the
-    order given, each directory's files sorted, before its subdirectories; a file reached twice is read once.
+UNSUPPORTED_EXAMPLES = 5  # names of unsupported files shown in the warning and the summary
 
-    A path that does not exist, or a directory without any supported file, is an error naming it.
-    Hidden files and directories (starting with '.') are ignored.
+
+@dataclass
+class InputScan:
+    """What `scan_inputs` found: the files to read, and what it did not read.
+
+    `unsupported`: files in a given directory whose type is not read (absolute paths, in scan order);
+    `unreadable`: paths skipped because they cannot be read (only with skip_bad, counted in `skipped`
+    as `unreadable_path`)."""
+
+    files: list = field(default_factory=list)
+    unsupported: list = field(default_factory=list)
+    unreadable: list = field(default_factory=list)
+    skipped: SkipCounter = field(default_factory=SkipCounter)
+
+    def summary(self) -> dict:
+        """For the run summary: how many inputs were not read, with a few names."""
+        return {"unsupported_files": len(self.unsupported),
+                "unsupported_examples": self.unsupported[:UNSUPPORTED_EXAMPLES],
+                "unreadable_paths": list(self.unreadable)}
+
+
+def _os_error_cause(path: str, err: OSError) -> str:
+    if err.errno == errno.ELOOP:
+        return "a symbolic link loop (ELOOP): the link leads back to itself; fix or remove the link"
+    if err.errno == errno.ENOENT and os.path.islink(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"a broken symbolic link (to {target}, which does not exist); fix or remove the link"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied: give this user read (and, for a directory, execute) permission"
+    return f"{type(err).__name__}: {err.strerror or err}"
+
+
+def scan_inputs(paths, what: str = "--train_file_dir", skip_bad: bool = False,
+                skipped: Optional[SkipCounter] = None) -> InputScan:
+    """Every supported file under `paths` (files or directories, searched recursively): the paths in the
+    order given, each directory's files sorted, before its subdirectories; a file reached twice is read
+    once. Links to directories are followed (one that leads back to a directory being searched, or to
+    one searched already, is not searched again).
+
+    A path that does not exist, or a directory without any supported file, is an error naming it. A
+    directory or file that cannot be read (permission denied, a symbolic link loop, a broken link) is
+    an error naming it and the cause, or, with `skip_bad`, skipped with a warning and counted as
+    `unreadable_path` (in `skipped`, when given, and in the result's own counter). Files of a given
+    directory that are not of a supported type are listed in one warning (their count and a few names)
+    and returned in `unsupported`. Hidden files and directories (starting with '.') are ignored.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    found: list[SourceFile] = []
+    scan = InputScan()
+    counters = [scan.skipped] + ([skipped] if skipped is not None else [])
     seen: set = set()
+
+    def cannot_read(path: str, kind: str, err: OSError) -> None:
+        message = f"{what}: cannot read the {kind} {path}: {_os_error_cause(path, err)}"
+        if not skip_bad:
+            raise DataError(f"{message} (pass --skip_bad_lines to skip and count unreadable paths)")
+        logger.warning("%s; skipped (--skip_bad_lines), counted as unreadable_path", message)
+        scan.unreadable.append(path)
+        for c in counters:
+            c.add("unreadable_path", path)
+
+    def readable(path: str) -> bool:
+        try:
+            with open(path, "rb"):
+                return True
+        except OSError as e:
+            cannot_read(path, "file", e)
+            return False
+
     for raw in paths:
         root = os.path.abspath(os.fspath(raw))
-        if not os.path.exists(root):
+        if not os.path.lexists(root):
             raise DataError(f"{what}: path does not exist: {raw}")
-        if os.path.isfile(root):
+        try:
+            st = os.stat(root)
+        except OSError as e:
+            cannot_read(root, "path", e)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
             kind = _classify(root)
-            if kind is None:
+            if kind is None or not stat.S_ISREG(st.st_mode):
                 raise DataError(f"{what}: unsupported file type: {raw} (expected one of {', '.join(SUFFIXES)})")
-            candidates = [(root, os.path.basename(root))]
+            candidates = [(root, os.path.basename(root), st)] if readable(root) else []
         else:
-            candidates = []
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    if name.startswith(".") or _classify(name) is None:
-                        continue
-                    full = os.path.join(dirpath, name)
-                    candidates.append((full, os.path.relpath(full, root)))
-            if not candidates:
+            candidates, unsupported = [], []
+            _walk(root, root, [os.path.realpath(root)], set(), candidates, unsupported, cannot_read, readable)
+            scan.unsupported.extend(unsupported)
+            if not candidates and not any(u.startswith(root + os.sep) for u in scan.unreadable):
+                others = f"; found {len(unsupported)} file(s) of other types: " + ", ".join(
+                    os.path.relpath(u, root) for u in unsupported[:UNSUPPORTED_EXAMPLES]) if unsupported else ""
                 raise DataError(f"{what}: no supported data file under {raw} "
-                                f"(looked for {', '.join(SUFFIXES)}, recursively)")
-        for full, rel in candidates:
+                                f"(looked for {', '.join(SUFFIXES)}, recursively{others})")
+        for full, rel, st in candidates:
             real = os.path.realpath(full)
             if real in seen:  # the same file through two of the given paths: read it once
                 logger.warning("%s: %s is already among the inputs; reading it once", what, full)
                 continue
             seen.add(real)
-            st = os.stat(full)
             fmt, comp = _classify(full)
-            found.append(SourceFile(full, rel.replace(os.sep, "/"), st.st_size, st.st_mtime_ns, fmt, comp))
-    return found
+            scan.files.append(SourceFile(full, rel.replace(os.sep, "/"), st.st_size, st.st_mtime_ns, fmt, comp))
+    if scan.unsupported:
+        names = ", ".join(scan.unsupported[:UNSUPPORTED_EXAMPLES])
+        more = f" and {len(scan.unsupported) - UNSUPPORTED_EXAMPLES} more" if len(scan.unsupported) > \
+            UNSUPPORTED_EXAMPLES else ""
+        logger.warning("%s: %d file(s) are not read, their type is not supported: %s%s. Read are %s; convert "
+                       "them (e.g. decompress .bz2/.xz and compress with gzip or zstd; CSV to JSON lines) or move "
+                       "them out of the input directories.", what, len(scan.unsupported), names, more,
+                       ", ".join(SUFFIXES))
+    if not scan.files and scan.unreadable:
+        raise DataError(f"{what}: no readable data file (skipped as unreadable: {', '.join(scan.unreadable[:5])})")
+    return scan
+
+
+def _walk(root, folder, ancestors, visited, candidates, unsupported, cannot_read, readable) -> None:
+    """Depth-first: the files of `folder` (sorted), then its subdirectories (sorted), recursively."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        cannot_read(folder, "directory", e)
+        return
+    subdirs = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        full = os.path.join(folder, entry.name)
+        try:
+            st = os.stat(full)  # follows links: ELOOP or ENOENT for a looping or broken link
+        except OSError as e:
+            cannot_read(full, "file", e)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            subdirs.append(full)
+        elif stat.S_ISREG(st.st_mode) and _classify(entry.name) is not None:
+            if readable(full):
+                candidates.append((full, os.path.relpath(full, root), st))
+        else:
+            unsupported.append(full)
+    visited.add(ancestors[-1])
+    for sub in subdirs:
+        real = os.path.realpath(sub)
+        if real in ancestors:
+            logger.warning("%s is a link back to %s, which is being searched: not searched again", sub, real)
+            continue
+        if real in visited:
+            logger.warning("%s leads to %s, searched already: not searched again", sub, real)
+            continue
+        _walk(root, sub, ancestors + [real], visited, candidates, unsupported, cannot_read, readable)
+
+
+def find_files(paths, what: str = "--train_file_dir", skip_bad: bool = False,
+               skipped: Optional[SkipCounter] = None) -> list[SourceFile]:
+    """The files `scan_inputs` finds (see there); unsupported files are reported in a warning."""
+    return scan_inputs(paths, what, skip_bad, skipped).files
 
 
 def plan_units(files: list[SourceFile], target_bytes: int = 32 << 20, min_units: int = 1) -> list[WorkUnit]:
@@ -199,6 +329,84 @@ def _open_binary(f: SourceFile):
         return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(f.path, "rb"),
                                                                             read_across_frames=True), 1 << 20)
     return open(f.path, "rb")
+
+
+def _read_errors() -> tuple:
+    """What reading a (compressed) file can raise besides DataError."""
+    errors: tuple = (OSError, EOFError, ValueError)
+    try:
+        import zstandard
+
+        errors += (zstandard.ZstdError,)
+    except ImportError:
+        pass
+    return errors
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_BOMS = [  # longest first: the UTF-32 little-endian mark begins with the UTF-16 one
+    (b"\xff\xfe\x00\x00", "UTF-32 (little-endian)", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)", "UTF-32"),
+    (b"\xff\xfe", "UTF-16 (little-endian)", "UTF-16"), (b"\xfe\xff", "UTF-16 (big-endian)", "UTF-16"),
+]
+SNIFF_BYTES = 1024
+
+
+def _is_zstd(magic: bytes) -> bool:
+    # a zstd frame, or a skippable frame (magic 0x184D2A50 to 0x184D2A5F, little-endian)
+    return magic == _ZSTD_MAGIC or (len(magic) == 4 and magic[1:] == b"\x2a\x4d\x18" and 0x50 <= magic[0] <= 0x5F)
+
+
+def text_encoding_problem(head: bytes) -> Optional[tuple[str, str]]:
+    """(encoding found, iconv name) when the first bytes of a text file show it is not UTF-8: a
+    UTF-16/UTF-32 byte-order mark, or NUL bytes (UTF-16/32 without a mark, or binary data)."""
+    for bom, name, iconv in _BOMS:
+        if head.startswith(bom):
+            return f"{name} text (it starts with the byte-order mark {bom.hex(' ')})", iconv
+    if b"\x00" not in head:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd and odd.count(0) > len(odd) // 2 and even.count(0) == 0:
+        return "UTF-16 (little-endian) text without a byte-order mark (NUL bytes at every other position)", "UTF-16LE"
+    if even and even.count(0) > len(even) // 2 and odd.count(0) == 0:
+        return "UTF-16 (big-endian) text without a byte-order mark (NUL bytes at every other position)", "UTF-16BE"
+    return "binary data or UTF-16/UTF-32 text (it holds NUL bytes in its first KB)", None
+
+
+def file_problem(f: SourceFile) -> Optional[tuple[str, str]]:
+    """(reason, message) when `f` cannot be read as what its name says, from its first bytes: a
+    `.gz`/`.zst` that is not gzip/zstd (`bad_compression`), text that is not UTF-8 (`not_utf8_file`).
+    None when it looks right (other damage is found while reading it). Parquet files are not checked
+    here (pyarrow names a bad one)."""
+    if f.fmt == "parquet":
+        return None
+    with open(f.path, "rb") as fh:
+        magic = fh.read(4)
+    kinds = {"gz": ("gzip", lambda m: m[:2] == _GZIP_MAGIC), "zst": ("zstd", _is_zstd)}
+    if f.compression in kinds:
+        name, ok = kinds[f.compression]
+        if magic and not ok(magic):
+            return "bad_compression", (
+                f"not a {name} file: its name ends in .{f.compression}, but it starts with the bytes "
+                f"{magic.hex(' ')}. Rename it to what it holds (e.g. drop .{f.compression} if it is plain text) "
+                f"or compress it with {name}")
+    try:
+        with _open_binary(f) as fh:
+            head = fh.read(SNIFF_BYTES)
+    except _read_errors():
+        return None  # a damaged compressed file: reading it names the error
+    found = text_encoding_problem(head)
+    if found is None:
+        return None
+    what, iconv = found
+    if iconv is None:
+        fix = "convert it to UTF-8 text, or remove it from the inputs"
+    elif f.compression:
+        fix = (f"decompress it and convert it to UTF-8 (e.g. iconv -f {iconv} -t UTF-8 FILE > FILE.utf8), then use "
+               "the converted file instead")
+    else:
+        fix = f"convert it: iconv -f {iconv} -t UTF-8 {f.path} > {f.path}.utf8, and use the converted file instead"
+    return "not_utf8_file", f"the file is {what}, not UTF-8: {fix}"
 
 
 def _line_number(path: str, offset: int) -> int:
@@ -290,12 +498,29 @@ class RecordReader:
             raise DataError(f"{f.path}: file is empty (pass --skip_bad_lines to skip and count empty files)")
         self.skipped.add("empty_file", f.path)
 
+    def _check_file(self) -> bool:
+        """False (after counting it) when the whole file is skipped; raises without skip_bad."""
+        f, u = self.unit.file, self.unit
+        problem = file_problem(f)
+        if problem is None:
+            return True
+        reason, message = problem
+        if not self.skip_bad:
+            raise DataError(f"{f.path}: {message} (with --skip_bad_lines the whole file is skipped and counted "
+                            f"as {reason})")
+        if u.start == 0 and u.phase == 0:  # once per file, by the reader of its first part
+            logger.warning("%s: %s; skipped (--skip_bad_lines), counted as %s", f.path, message, reason)
+            self.skipped.add(reason, f.path)
+        return False
+
     def __iter__(self) -> Iterator[tuple[int, str]]:
         f = self.unit.file
         if f.size == 0:
             self._empty()
             return
         try:
+            if not self._check_file():
+                return
             if f.fmt == "parquet":
                 yield from self._parquet()
             elif f.fmt == "json" and self._is_json_array():
@@ -304,7 +529,7 @@ class RecordReader:
                 yield from self._lines()
         except DataError:
             raise
-        except (OSError, EOFError, ValueError) as e:  # truncated .gz/.zst, unreadable parquet, I/O errors
+        except _read_errors() as e:  # truncated .gz/.zst, unreadable parquet, I/O errors
             raise DataError(f"{f.path}: cannot read the file ({type(e).__name__}: {e}); after "
                             f"{self.bytes_read:,} bytes") from None
 
@@ -344,6 +569,10 @@ class RecordReader:
                 index += 1
                 self.bytes_read += len(line)
                 if not self._wanted(key):
+                    continue
+                if b"\x00" in line:  # never text: UTF-16/32 or binary data
+                    self._bad("nul_bytes", "NUL bytes in the line: the file is binary data or UTF-16/UTF-32 text, "
+                              "not UTF-8 (convert it with iconv)", key, how)
                     continue
                 try:
                     text = line.decode("utf-8")

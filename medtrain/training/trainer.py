@@ -5,17 +5,22 @@
   read everything, or rank 0 read for all).
 - Each batch's `BatchMeta` (real vs padded tokens, streaming cursors) is taken off before the model sees
   it: padding statistics go to the run summary; the cursors of the last trained batch of every
-  (rank, worker) slot are saved with each checkpoint (`data_state/rank<r>.pt`), which is how a
-  resumed streaming run continues at the very next block without replaying the stream.
+  (rank, worker) slot are saved with each checkpoint (`data_state/rank<r>.json`), which is how a
+  resumed streaming run continues at the very next block without replaying the stream. The position
+  is plain JSON (numpy arrays as `{"__ndarray__": dtype, "data": [...]}`), never a pickle: reading a
+  checkpoint from someone else must not run their code. A `rank<r>.pt` of an older version (a pickle)
+  is refused, not unpickled.
 - On the token store, `--group_by_length` uses the block lengths of the block index (no pass over
   the data).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
+import numpy as np
 import torch
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -24,6 +29,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from medtrain.data.block_dataset import BlockDataset
 from medtrain.data.packing import padding_fraction
 from medtrain.data.rows import META_KEY, BatchMeta, MixerCursor
+from medtrain.errors import DataError
 from medtrain.resilience import checkpoints as resilience
 
 logger = logging.getLogger(__name__)
@@ -145,9 +151,7 @@ class MedTrainer(Trainer):
         if self.cursor_tracker is not None:
             folder = os.path.join(checkpoint, DATA_STATE_DIR)
             os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, f"rank{self.args.process_index}.pt")
-            torch.save(self.cursor_tracker.state_dict(), path + ".tmp")
-            os.replace(path + ".tmp", path)
+            save_stream_state(folder, self.args.process_index, self.cursor_tracker.state_dict())
         resilience.complete_checkpoint(checkpoint, self.args, self.state, limit or self.keep_checkpoints)
 
 
@@ -165,9 +169,67 @@ def has_stream_state(checkpoint: str, rank: int) -> bool:
     return os.path.isdir(folder) and any(name.startswith(f"rank{rank}.") for name in os.listdir(folder))
 
 
+# -- the streaming position as plain data -----------------------------------------------------------
+_ARRAY_KINDS = "biuf"  # bool, signed, unsigned, float: the only arrays a position holds
+
+
+def _to_plain(obj):
+    """`obj` with numpy values turned into JSON values (arrays tagged with their dtype), tuples into lists."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _ARRAY_KINDS:
+            raise TypeError(f"cannot save an array of dtype {obj.dtype} in a streaming position")
+        return {"__ndarray__": obj.dtype.str, "shape": list(obj.shape), "data": obj.ravel().tolist()}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {str(k): _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _from_plain(obj: dict):
+    """json object_hook: a tagged array back to numpy (numeric and bool dtypes only)."""
+    if "__ndarray__" in obj:
+        dtype = np.dtype(str(obj["__ndarray__"]))
+        if dtype.kind not in _ARRAY_KINDS:
+            raise ValueError(f"array of dtype {dtype} (only numbers and booleans are read)")
+        return np.asarray(obj["data"], dtype=dtype).reshape(obj["shape"])
+    return obj
+
+
+def stream_state_path(checkpoint: str, rank: int) -> str:
+    return os.path.join(checkpoint, DATA_STATE_DIR, f"rank{rank}.json")
+
+
+def save_stream_state(folder: str, rank: int, state: dict) -> str:
+    """Write this rank's streaming position into `folder` (a checkpoint's data_state/) atomically."""
+    path = os.path.join(folder, f"rank{rank}.json")
+    resilience.write_json_atomic(path, _to_plain(state))
+    return path
+
+
 def load_stream_state(checkpoint: str, rank: int):
-    """The streaming position this rank saved in `checkpoint`, or None if it has none."""
-    path = os.path.join(checkpoint, DATA_STATE_DIR, f"rank{rank}.pt")
+    """The streaming position this rank saved in `checkpoint`, or None if it has none. Read as JSON;
+    an older pickled position (`rank<r>.pt`) is refused with the fix, never unpickled."""
+    path = stream_state_path(checkpoint, rank)
+    legacy = os.path.join(checkpoint, DATA_STATE_DIR, f"rank{rank}.pt")
     if not os.path.exists(path):
+        if os.path.exists(legacy):
+            raise DataError(
+                f"{legacy}: this streaming position was saved by an older medtrain as a pickle, and reading a "
+                "pickle can run any code it holds, so it is not read. Resume with --ignore_data_skip true (the "
+                "data stream restarts from its beginning; model and optimizer state are restored), or from a "
+                "checkpoint saved by this version (data_state/rank<r>.json)")
         return None
-    return torch.load(path, weights_only=False)
+    try:
+        with open(path) as fh:
+            state = json.load(fh, object_hook=_from_plain)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise DataError(f"{path}: the streaming position cannot be read ({type(e).__name__}: {e}). Resume from "
+                        "the checkpoint before this one, or pass --ignore_data_skip true to restart the data "
+                        "stream from its beginning") from None
+    if not isinstance(state, dict) or not isinstance(state.get("slots"), dict):
+        raise DataError(f"{path}: not a streaming position (expected a JSON object with 'slots'). Resume from the "
+                        "checkpoint before this one, or pass --ignore_data_skip true")
+    return state

@@ -10,7 +10,8 @@ import re
 import pytest
 
 from medtrain.errors import DataError
-from medtrain.data.sources import RecordReader, SkipCounter, WorkUnit, find_files, plan_units
+from medtrain.data import sources
+from medtrain.data.sources import RecordReader, SkipCounter, WorkUnit, find_files, plan_units, scan_inputs
 from medtrain.data.tokenization import split_text
 
 from helpers import write_jsonl, write_text
@@ -94,6 +95,10 @@ def test_find_files_recursive_sorted_and_hidden_ignored(tmp_path):
     assert [f.splittable for f in found] == [True, True, True, True, False, False, False]
     # the same answer every time
     assert find_files([str(root)]) == found
+    # the unsupported files are reported (hidden ones are not: they are ignored by convention)
+    scan = scan_inputs([str(root)])
+    assert scan.files == found
+    assert scan.unsupported == [str(root / "notes.md"), str(root / "sub" / "README")]
 
 
 def test_find_files_lists_a_directorys_files_before_its_subdirectories(tmp_path):
@@ -148,6 +153,185 @@ def test_find_files_unsupported_file_type_raises(tmp_path, name):
     p = touch(tmp_path / name)
     with pytest.raises(DataError, match=r"unsupported file type: " + re.escape(p)):
         find_files([p])
+
+
+# ---------------------------------------------------------------------------------------------------
+# inputs that are not read: reported, or an error naming them
+# ---------------------------------------------------------------------------------------------------
+def test_unsupported_files_are_listed_in_a_warning_and_returned(tmp_path, caplog):
+    root = tmp_path / "data"
+    good = touch(root / "a.jsonl", b'{"text": "x"}\n')
+    names = ["b.jsonl.bz2", "c.csv", "d.txt.xz", "e.tsv", "f.parquet.bak", "g.md", "sub/h.csv"]
+    for name in names:
+        touch(root / name)
+    touch(root / ".hidden.csv")
+    with caplog.at_level("WARNING"):
+        scan = scan_inputs([str(root)])
+    assert [f.path for f in scan.files] == [good]
+    assert scan.unsupported == [str(root / n) for n in names]
+    assert scan.summary() == {"unsupported_files": 7, "unsupported_examples": [str(root / n) for n in names[:5]],
+                              "unreadable_paths": []}
+    warning = [r.getMessage() for r in caplog.records if "are not read" in r.getMessage()]
+    assert len(warning) == 1
+    assert warning[0].startswith("--train_file_dir: 7 file(s) are not read, their type is not supported: "
+                                 + ", ".join(str(root / n) for n in names[:5]) + " and 2 more.")
+    assert ".hidden.csv" not in warning[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # find_files (the list only) reports them too
+        assert [f.path for f in find_files(str(root))] == [good]
+    assert "7 file(s) are not read" in caplog.text
+    # a directory of unsupported files only: the error names what it found
+    only = tmp_path / "only"
+    touch(only / "x.csv")
+    with pytest.raises(DataError, match=r"no supported data file under .*only .*found 1 file\(s\) of other types: "
+                                        r"x\.csv"):
+        scan_inputs(str(only))
+
+
+def test_symbolic_link_loops_and_broken_links_are_errors_naming_them(tmp_path, caplog):
+    root = tmp_path / "data"
+    touch(root / "a.txt")
+    touch(root / "sub" / "b.txt")
+    os.symlink("loop.txt", root / "sub" / "loop.txt")  # a link to itself: ELOOP
+    with pytest.raises(DataError, match=re.escape(f"--train_file_dir: cannot read the file {root / 'sub' / 'loop.txt'}: "
+                                                  "a symbolic link loop (ELOOP)")):
+        find_files(str(root))
+    # with skip_bad: skipped, counted, named in the summary; the rest is read
+    skipped = SkipCounter()
+    scan = scan_inputs(str(root), skip_bad=True, skipped=skipped)
+    assert [f.relpath for f in scan.files] == ["a.txt", "sub/b.txt"]
+    assert skipped.to_dict() == {"unreadable_path": 1} and scan.skipped.to_dict() == {"unreadable_path": 1}
+    assert scan.unreadable == [str(root / "sub" / "loop.txt")]
+    os.remove(root / "sub" / "loop.txt")
+    os.symlink(str(tmp_path / "gone.jsonl"), root / "sub" / "c.jsonl")
+    with pytest.raises(DataError, match=re.escape(f"cannot read the file {root / 'sub' / 'c.jsonl'}: a broken "
+                                                  f"symbolic link (to {tmp_path / 'gone.jsonl'}")):
+        find_files(str(root))
+    os.remove(root / "sub" / "c.jsonl")
+    # a given path that is a link loop is named as one, not as missing
+    os.symlink("self", tmp_path / "self")
+    with pytest.raises(DataError, match=re.escape(f"cannot read the path {tmp_path / 'self'}: a symbolic link loop")):
+        find_files(str(tmp_path / "self"))
+    # links to directories are followed; one leading back to a directory being searched is searched once
+    touch(tmp_path / "elsewhere" / "e.txt")
+    os.symlink(str(tmp_path / "elsewhere"), root / "linked")
+    os.symlink(str(root), root / "sub" / "up")
+    with caplog.at_level("WARNING"):
+        found = find_files(str(root))
+    assert [f.relpath for f in found] == ["a.txt", "linked/e.txt", "sub/b.txt"]
+    assert f"{root / 'sub' / 'up'} is a link back to {root}, which is being searched" in caplog.text
+
+
+def test_an_unreadable_directory_or_file_is_an_error_naming_it(tmp_path, monkeypatch):
+    """chmod 000 does not stop root (the tests run as root here): the permission errors are raised by
+    stand-ins for os.scandir and open, as the kernel would raise them."""
+    root = tmp_path / "data"
+    touch(root / "a.txt")
+    touch(root / "locked" / "b.txt")
+    touch(root / "c.txt")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.path.basename(str(path)) == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(DataError, match=re.escape(f"cannot read the directory {root / 'locked'}: permission denied")):
+        find_files(str(root))
+    scan = scan_inputs(str(root), skip_bad=True)
+    assert [f.relpath for f in scan.files] == ["a.txt", "c.txt"]
+    assert scan.skipped.to_dict() == {"unreadable_path": 1} and scan.unreadable == [str(root / "locked")]
+    monkeypatch.setattr(os, "scandir", real_scandir)
+
+    def fake_open(path, *a, **k):
+        if str(path).endswith("c.txt"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, *a, **k)
+
+    monkeypatch.setattr(sources, "open", fake_open, raising=False)
+    with pytest.raises(DataError, match=re.escape(f"cannot read the file {root / 'c.txt'}: permission denied")):
+        find_files(str(root))
+    with pytest.raises(DataError, match=re.escape(f"cannot read the file {root / 'c.txt'}: permission denied")):
+        find_files(str(root / "c.txt"))
+    assert [f.relpath for f in find_files(str(root), skip_bad=True)] == ["a.txt", "locked/b.txt"]
+    # nothing readable at all: an error even when skipping
+    with pytest.raises(DataError, match=r"no readable data file \(skipped as unreadable: .*c\.txt"):
+        find_files(str(root / "c.txt"), skip_bad=True)
+
+
+def _gz(data):
+    return gzip.compress(data)
+
+
+def _zst(data):
+    import zstandard
+
+    return zstandard.ZstdCompressor().compress(data)
+
+
+TEXT = "line one\nline two é\nline three\n"
+JSONL = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in ["first", "second é", "third"])
+
+# name -> (file name, bytes, reason, message regex)
+FILE_CASES = {
+    "utf16_bom_txt": ("a.txt", TEXT.encode("utf-16"), "not_utf8_file",
+                      r"the file is UTF-16 \(little-endian\) text \(it starts with the byte-order mark ff fe\), not "
+                      r"UTF-8: convert it: iconv -f UTF-16 -t UTF-8 .*a\.txt > .*a\.txt\.utf8"),
+    "utf16_be_bom_jsonl": ("a.jsonl", b"\xfe\xff" + JSONL.encode("utf-16-be"), "not_utf8_file",
+                           r"the file is UTF-16 \(big-endian\) text .*iconv -f UTF-16 -t UTF-8"),
+    "utf32_bom": ("a.txt", TEXT.encode("utf-32"), "not_utf8_file",
+                  r"the file is UTF-32 \(little-endian\) text \(it starts with the byte-order mark ff fe 00 00\).*iconv -f UTF-32"),
+    "utf16_no_bom": ("a.jsonl", JSONL.encode("utf-16-le"), "not_utf8_file",
+                     r"the file is UTF-16 \(little-endian\) text without a byte-order mark.*iconv -f UTF-16LE -t UTF-8"),
+    "binary": ("a.txt", bytes(range(256)) * 8, "not_utf8_file", r"the file is binary data or UTF-16/UTF-32 text"),
+    "utf16_in_gz": ("a.txt.gz", _gz(TEXT.encode("utf-16")), "not_utf8_file",
+                    r"the file is UTF-16 \(little-endian\) text .*decompress it and convert it to UTF-8"),
+    "utf16_in_zst": ("a.jsonl.zst", _zst(JSONL.encode("utf-16")), "not_utf8_file", r"the file is UTF-16 \(little-endian\)"),
+    "fake_zst": ("a.jsonl.zst", JSONL.encode(), "bad_compression",
+                 r"not a zstd file: its name ends in \.zst, but it starts with the bytes 7b 22 74 65\. Rename it"),
+    "fake_gz": ("a.txt.gz", TEXT.encode(), "bad_compression",
+                r"not a gzip file: its name ends in \.gz, but it starts with the bytes 6c 69 6e 65"),
+    "zst_of_gz": ("a.txt.zst", _gz(TEXT.encode()), "bad_compression", r"not a zstd file"),
+}
+
+
+@pytest.mark.parametrize("case", list(FILE_CASES))
+def test_a_file_that_is_not_what_its_name_says_is_an_error_naming_it(tmp_path, case):
+    name, data, reason, message = FILE_CASES[case]
+    path = touch(tmp_path / name, data)
+    with pytest.raises(DataError, match=re.escape(path) + r": " + message) as e:
+        read_path(path)
+    assert f"with --skip_bad_lines the whole file is skipped and counted as {reason}" in str(e.value)
+
+
+@pytest.mark.parametrize("case", list(FILE_CASES))
+def test_a_file_that_is_not_what_its_name_says_is_skipped_whole_and_counted_once(tmp_path, case):
+    name, data, reason, _ = FILE_CASES[case]
+    path = touch(tmp_path / name, data)
+    good = touch(tmp_path / "z.txt", b"fine\n")
+    # small units: a split file is still counted once, and none of its parts is read
+    pairs, skipped = read_units(plan_units(find_files([path, good]), 16), skip_bad=True)
+    assert texts_of(pairs) == ["fine"]
+    assert skipped.to_dict() == {reason: 1}
+
+
+def test_a_damaged_zstd_file_is_an_error_not_a_traceback(tmp_path):
+    good = _zst(JSONL.encode() * 50)
+    path = touch(tmp_path / "a.jsonl.zst", good[:8] + bytes(200) + good[208:])
+    with pytest.raises(DataError, match=re.escape(path) + r": cannot read the file \(ZstdError"):
+        read_path(path)
+
+
+def test_nul_bytes_in_a_line_are_never_text(tmp_path):
+    """NUL bytes after the first KB (the file-level check reads only that): the line is bad input."""
+    data = b"".join(b"line %d\n" % i for i in range(200)) + b"bad\x00line\nlast\n"
+    path = touch(tmp_path / "a.txt", data)
+    with pytest.raises(DataError, match=re.escape(f"{path}:201: NUL bytes in the line")):
+        read_path(path)
+    pairs, skipped = read_path(path, skip_bad=True)
+    assert len(pairs) == 201 and texts_of(pairs)[-1] == "last" and all("\x00" not in t for t in texts_of(pairs))
+    assert skipped.to_dict() == {"nul_bytes": 1}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def test_streaming_resume_under_torchrun(demo_dir, tmp_path):
     torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "full", *st))
     os.makedirs(tmp_path / "resumed")
     shutil.copytree(tmp_path / "full" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
-    assert sorted(os.listdir(tmp_path / "full" / "checkpoint-3" / "data_state")) == ["rank0.pt", "rank1.pt"]
+    assert sorted(os.listdir(tmp_path / "full" / "checkpoint-3" / "data_state")) == ["rank0.json", "rank1.json"]
     proc = torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "resumed", *st, "--resume_from_checkpoint",
                                               "true"))
     assert "Resuming the stream of rank 0" in proc.stdout and "Fast-forwarding" not in proc.stdout

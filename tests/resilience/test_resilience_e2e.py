@@ -86,7 +86,7 @@ def fake_checkpoint(root, step, complete=True):
     (folder / "data_state").mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"w" * 100)
     (folder / "trainer_state.json").write_text("{}")
-    (folder / "data_state" / "rank0.pt").write_bytes(b"d" * 10)
+    (folder / "data_state" / "rank0.json").write_bytes(b"d" * 10)
     if complete:
         resilience.write_complete_marker(str(folder), step)
     return folder
@@ -96,7 +96,7 @@ def test_a_checkpoint_is_complete_only_as_marked(tmp_path):
     folder = fake_checkpoint(tmp_path, 5)
     assert resilience.checkpoint_problem(str(folder)) is None
     marker = json.load(open(folder / COMPLETE_MARKER))
-    assert marker["step"] == 5 and marker["files"]["data_state/rank0.pt"] == 10
+    assert marker["step"] == 5 and marker["files"]["data_state/rank0.json"] == 10
     with open(folder / "model.safetensors", "r+b") as fh:
         fh.truncate(40)
     assert "model.safetensors has 40 bytes" in resilience.checkpoint_problem(str(folder))
@@ -125,20 +125,20 @@ def test_auto_takes_the_latest_complete_checkpoint(tmp_path, caplog):
     fake_checkpoint(out, 2)
     fake_checkpoint(out, 4)
     broken = fake_checkpoint(out, 6)
-    os.remove(broken / "data_state" / "rank0.pt")
+    os.remove(broken / "data_state" / "rank0.json")
     fake_checkpoint(out, 10, complete=False)
     (out / "checkpoint-x").mkdir()  # not a checkpoint name: ignored
     caplog.clear()
     with caplog.at_level(logging.INFO):
         assert resilience.resolve_resume("auto", str(out)) == str(out / "checkpoint-4")
     assert f"Skipping {out / 'checkpoint-10'}" in caplog.text and "no completion marker" in caplog.text
-    assert f"Skipping {out / 'checkpoint-6'}" in caplog.text and "data_state/rank0.pt is missing" in caplog.text
+    assert f"Skipping {out / 'checkpoint-6'}" in caplog.text and "data_state/rank0.json is missing" in caplog.text
     assert f"Resuming from {out / 'checkpoint-4'}" in caplog.text
     assert resilience.resolve_resume(True, str(out)) == str(out / "checkpoint-4")
     caplog.clear()
     with caplog.at_level(logging.INFO):  # an explicit path is used as given, with a warning if incomplete
         assert resilience.resolve_resume(str(out / "checkpoint-6"), str(out)) == str(out / "checkpoint-6")
-    assert "although data_state/rank0.pt is missing" in caplog.text
+    assert "although data_state/rank0.json is missing" in caplog.text
 
 
 def test_rotation_never_deletes_the_last_complete_checkpoint(tmp_path):
@@ -217,7 +217,7 @@ def test_killed_rank_restarts_and_resumes(demo_dir, work, kind, when, step):
         assert "Resuming the stream of rank 0" in log
         for _, path in resilience.list_checkpoints(str(out)):
             files = json.load(open(os.path.join(path, COMPLETE_MARKER)))["files"]
-            assert "data_state/rank0.pt" in files and "data_state/rank1.pt" in files
+            assert "data_state/rank0.json" in files and "data_state/rank1.json" in files
     assert_same_weights(ref, out)
     assert_same_losses_after(ref, out, 3)
     assert all(resilience.is_complete(p) for _, p in resilience.list_checkpoints(str(out)))
