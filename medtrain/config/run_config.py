@@ -33,7 +33,7 @@ from typing import Callable, Optional
 
 from medtrain import __version__
 from medtrain.config.arguments import DataArguments, ModelArguments, Parsed
-from medtrain.resilience.checkpoints import AUTO, resolve_resume
+from medtrain.resilience.checkpoints import AUTO, finished_run, resolve_resume
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class RunConfig:
     given: frozenset = frozenset()      # names of the arguments the run was given (flags or config file)
     resume_from: Optional[str] = None   # the checkpoint to resume from (None: a fresh start)
     notes: tuple = ()                   # what resolution changed, and why
+    complete: Optional[str] = None      # why the run in output_dir is already finished (auto/true only)
 
     def extra(self, cls):
         """The task-specific argument object of type `cls`."""
@@ -180,7 +181,11 @@ def resolve_run(task: str, parsed: Parsed, rank: int = 0, default_model: Optiona
         training.train_sampling_strategy = "group_by_length"
     if data.mixture and not data.streaming:
         training.train_sampling_strategy = "sequential"  # the blended order is the order
-    resume = resolve_resume(resume_arg(training.resume_from_checkpoint), training.output_dir, rank)
+    resume_choice = resume_arg(training.resume_from_checkpoint)
+    complete = None
+    if resume_choice in (AUTO, True):  # a rerun of a finished job trains nothing (not step max_steps + 1)
+        complete = finished_run(training.output_dir, training.max_steps, training.num_train_epochs)
+    resume = None if complete else resolve_resume(resume_choice, training.output_dir, rank)
     if data.streaming and resume and not training.ignore_data_skip and has_stream_state is not None \
             and has_stream_state(resume, rank):
         # the stream restarts at its saved position: the Trainer must not replay the batches before it
@@ -188,7 +193,7 @@ def resolve_run(task: str, parsed: Parsed, rank: int = 0, default_model: Optiona
     for obj in (model, data, *extras):
         if hasattr(obj, "freeze"):
             obj.freeze()
-    return RunConfig(task, model, data, training, extras, frozenset(given), resume, tuple(notes))
+    return RunConfig(task, model, data, training, extras, frozenset(given), resume, tuple(notes), complete)
 
 
 def is_run_config(data: dict) -> bool:

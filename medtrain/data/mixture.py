@@ -212,7 +212,7 @@ class StreamingMixture(torch.utils.data.IterableDataset):
     def __init__(self, names: list, streams: list, shares: list, batch_size: int):
         self.names, self.streams, self.shares, self.batch_size = names, streams, shares, batch_size
         if any(s.batch_size != 1 for s in streams):
-            raise ValueError("the streams of a StreamingMixture yield one row per batch (batch_size=1): the mixer "
+            raise DataError("the streams of a StreamingMixture yield one row per batch (batch_size=1): the mixer "
                              "forms the batches")
         self.rank, self.world = streams[0].rank, streams[0].world
         self.document_aware = streams[0].document_aware
@@ -226,7 +226,7 @@ class StreamingMixture(torch.utils.data.IterableDataset):
 
     def load_state_dict(self, state: dict, workers: int) -> None:
         if state.get("config") not in (None, self.config_key()):
-            raise ValueError("the checkpoint's streaming position belongs to another mixture or other data "
+            raise DataError("the checkpoint's streaming position belongs to another mixture or other data "
                              "settings; resume with the same ones, or pass --ignore_data_skip true")
         state = dict(state, config=None)
         for name, stream in zip(self.names, self.streams):

@@ -28,6 +28,7 @@ from medtrain.data.mixture import (MixtureDataset, Source, StreamingMixture, loa
                                    realized_report)
 from medtrain.data.streaming import StreamingBlocks
 from medtrain.data.token_store import prepare_store, resolve_inputs
+from medtrain.data.token_store.builder import input_report
 from medtrain.errors import DataError
 from medtrain.runtime.distributed import DistInfo
 
@@ -177,13 +178,15 @@ class StreamingPath:
         self.split = "train" if holdout > 0 else "all"
         self.eval_limit = data_args.max_eval_samples or DEFAULT_STREAMING_EVAL_BLOCKS
         self.held_out_limit = max(1, self.eval_limit // max(1, n_sources))  # each source's share
+        self.scans: list = []
 
     def _files(self, paths, origin: str):
-        stores, files = resolve_inputs(paths, origin)
+        stores, scan = resolve_inputs(paths, origin, self.args.skip_bad_lines)
         if stores:
             raise DataError(f"{origin}: --streaming reads raw files; {stores[0]} is a prepared token store (drop "
                             "--streaming to train on it)")
-        return files
+        self.scans.append(scan)
+        return scan.files
 
     def _stream(self, files, encoder: Encoder, **kw) -> StreamingBlocks:
         a = self.args
@@ -206,7 +209,7 @@ class StreamingPath:
             held = MaterializedBlocks(self._stream(files, encoder, split="eval", holdout_percentage=self.holdout,
                                                    loop=False), self.held_out_limit)
         available = src.num_tokens_avg or round(sum(f.size for f in files) / 3.5)
-        return Part(train, held, available, {"files": len(files)}, train.document_aware)
+        return Part(train, held, available, input_report(self.scans[-1], {"files": len(files)}), train.document_aware)
 
     def validation(self, paths) -> tuple[torch.utils.data.Dataset, dict]:
         files = self._files(paths, "--validation_file_dir")

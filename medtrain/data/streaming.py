@@ -139,13 +139,13 @@ class StreamingBlocks(torch.utils.data.IterableDataset):
     def load_state_dict(self, state: dict, workers: int) -> None:
         """Resume from the cursors a checkpoint saved (see trainer.StreamCursorTracker)."""
         if state.get("config") not in (None, self.config_key()):
-            raise ValueError(
+            raise DataError(
                 "the checkpoint's streaming position belongs to other data settings (input files, batch size, "
                 "block size, packing, shuffle buffer, seed, holdout or length grouping changed), so it would "
                 "continue at the wrong place. Resume with the same settings, or pass --ignore_data_skip true to "
                 "restart the data stream from its beginning.")
         if state.get("world") != self.world or state.get("workers") != max(1, workers):
-            raise ValueError(
+            raise DataError(
                 f"the checkpoint's streaming position was saved with {state.get('world')} rank(s) x "
                 f"{state.get('workers')} dataloader worker(s) per rank, and this run has {self.world} x "
                 f"{max(1, workers)}: documents are assigned to (rank, worker) slots by those numbers, so resuming "

@@ -68,6 +68,11 @@ def run_training(task: str, parsed: Parsed, make_encoder: Callable, default_data
     summary so far)` returns task-specific entries for the summary."""
     dist, config = setup(task, parsed, default_data, resolve_task)
     model_args, data_args, training_args = config.model, config.data, config.training
+    if config.complete is not None:
+        if dist.is_main:
+            logger.warning("The run in %s is complete: %s. Nothing to train (raise --max_steps to train further, or "
+                           "pass a new --output_dir for a new run).", training_args.output_dir, config.complete)
+        return {"complete": config.complete}
     summary = RunSummary(training_args.output_dir, is_main=dist.is_main)
     tokenizer = load_tokenizer(model_args)
     encoder = make_encoder(tokenizer, config)

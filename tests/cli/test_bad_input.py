@@ -210,3 +210,18 @@ def test_failed_build_then_fixed_file_runs(demo_dir, tmp_path, capsys):
     train = read_summary(str(tmp_path / "out"))["train"]
     assert train["skipped_lines"] == {} and train["documents"] == len(DOCS) + len(ZH)
     assert len(manifests(tmp_path / "cache")) == 1
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_unsupported_files_next_to_good_data_are_reported(demo_dir, tmp_path, caplog, streaming):
+    d = tmp_path / "data"
+    write_jsonl(d / "good.jsonl", DOCS)
+    write_text(d / "old.jsonl.bz2", "not read")
+    write_text(d / "table.csv", "a,b\n1,2\n")
+    extra = ["--streaming", "true"] if streaming else []
+    with caplog.at_level(logging.WARNING):
+        assert main(args(demo_dir, tmp_path, str(d), *extra)) == 0
+    assert "old.jsonl.bz2" in caplog.text and "table.csv" in caplog.text
+    inputs = read_summary(tmp_path / "out")["train"]["inputs"]
+    assert inputs["unsupported_files"] == 2
+    assert sorted(os.path.basename(p) for p in inputs["unsupported_examples"]) == ["old.jsonl.bz2", "table.csv"]

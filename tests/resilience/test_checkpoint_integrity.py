@@ -188,8 +188,8 @@ def test_a_stream_resumed_from_its_json_position_continues_with_the_next_block(t
         it, out = iter(ds), []
         for _ in range(n):
             batch = next(it)
-            tracker.update([r["_cursor"] for r in batch if "_cursor" in r])
-            out.append([r["input_ids"].tolist() for r in batch])
+            tracker.update([c for r in batch for c in r.cursors])
+            out.append([r.input_ids.tolist() for r in batch])
         return out
 
     full = consume(StreamingBlocks(files, spec, **kw), 130, trainer_module.StreamCursorTracker(1, 0))
@@ -375,3 +375,33 @@ def test_a_pickle_planted_in_a_checkpoint_is_never_run(runs, tmp_path, rel):
         with pytest.raises(Exception, match="(?i)weights.only|unpickl"):
             main(argv)
     assert not proof.exists()
+
+
+def test_auto_on_a_finished_run_trains_nothing(demo_dir, tmp_path, caplog):
+    from medtrain.cli.pretrain import main
+
+    from helpers.launch import logged_losses
+
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", demo_dir, "--cache_dir", str(tmp_path / "cache"), "--block_size", "64",
+            "--logging_steps", "1", "--seed", "11", "--validation_split_percentage", "0", "--num_proc", "1",
+            "--per_device_train_batch_size", "4", "--max_steps", "3", "--save_steps", "3", "--report_to", "none",
+            "--output_dir", str(out), "--resume_from_checkpoint", "auto"]
+    assert main(argv) == 0
+    before = {n: os.path.getmtime(out / n) for n in ("model.safetensors", "trainer_state.json", "run_summary.json")}
+    with caplog.at_level(logging.INFO):
+        assert main(argv) == 0
+    assert f"The run in {out} is complete: {out / 'run_summary.json'} records a finished run (3 steps" in caplog.text
+    assert {n: os.path.getmtime(out / n) for n in before} == before and sorted(logged_losses(out)) == [1, 2, 3]
+    for n in before:
+        os.remove(out / n)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main(argv) == 0
+    assert f"its final checkpoint {out / 'checkpoint-3'} (step 3) is complete; the run stopped before saving" \
+        in caplog.text
+    assert not os.path.exists(out / "checkpoint-4")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main(argv[:-6] + ["--max_steps", "4"] + argv[-6:]) == 0
+    assert f"Resuming from {out / 'checkpoint-3'}" in caplog.text and sorted(logged_losses(out)) == [1, 2, 3, 4]

@@ -45,7 +45,7 @@ from medtrain.runtime.measure import peak_rss_mb
 from medtrain.errors import DataError
 from medtrain.data.documents import encoded_documents
 from medtrain.data.tokenization import TextEncoder, TokenizerSpec
-from medtrain.data.sources import SkipCounter, SourceFile, WorkUnit, doc_hash, find_files, plan_units
+from medtrain.data.sources import InputScan, SkipCounter, SourceFile, WorkUnit, doc_hash, plan_units, scan_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -356,12 +356,26 @@ class StoreBuilder:
 # ---------------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------------
-def resolve_inputs(paths, what: str) -> tuple[list[str], list[SourceFile]]:
-    """Split user paths into prepared token stores (used as they are) and raw files to tokenize."""
+def resolve_inputs(paths, what: str, skip_bad: bool = False) -> tuple[list[str], InputScan]:
+    """Split user paths into prepared token stores (used as they are) and the scan of the raw files to
+    tokenize (with what it did not read: unsupported files, unreadable paths skipped with skip_bad)."""
     stores, raw = [], []
     for p in paths:
         (stores if os.path.isdir(p) and is_store(p) else raw).append(p)
-    return stores, (find_files(raw, what) if raw else [])
+    return stores, (scan_inputs(raw, what, skip_bad) if raw else InputScan())
+
+
+def input_report(scan: InputScan, info: dict) -> dict:
+    """`info` (a data summary) with what the scan did not read: unsupported files, and unreadable paths
+    skipped (counted with the skipped lines)."""
+    if scan.unsupported or scan.unreadable:
+        info["inputs"] = scan.summary()
+    if scan.skipped.total:
+        skipped = SkipCounter()
+        skipped.merge(info.get("skipped_lines") or {})
+        skipped.merge(scan.skipped)
+        info["skipped_lines"] = skipped.to_dict()
+    return info
 
 
 def prepare_store(paths, data_args, encoder, dist, what: str = "--train_file_dir",
@@ -370,7 +384,8 @@ def prepare_store(paths, data_args, encoder, dist, what: str = "--train_file_dir
     (or at `output_dir`)."""
     from medtrain.config.arguments import default_cache_dir
 
-    stores, files = resolve_inputs(paths, what)
+    stores, scan = resolve_inputs(paths, what, data_args.skip_bad_lines)
+    files = scan.files
     info = {"tokenized_this_run": False}
     if files:
         rank, world = dist.builders(data_args.prepare_on)
@@ -384,4 +399,4 @@ def prepare_store(paths, data_args, encoder, dist, what: str = "--train_file_dir
         info["units_tokenized_this_rank"] = builder.built_units
     corpus = TokenCorpus(stores)
     info.update(corpus.summary())
-    return corpus, info
+    return corpus, input_report(scan, info)
