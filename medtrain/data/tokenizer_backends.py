@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 RECHECK_EVERY = 200      # one document in this many is re-encoded by HF during a build
 RECHECK_SEED = 0x5EED
+LONG_LINE_CHARS = 1 << 20  # the verification's long line (as long as tokenization.PIECE_CHARS)
 
 
 class TokenizerMismatch(DataError):
@@ -202,7 +203,7 @@ def added_token_texts(tokenizer_json: str) -> list[str]:
         return []
 
 
-def edge_cases(tokenizer_json: str = "", long_line_chars: int = 1 << 20) -> list[str]:
+def edge_cases(tokenizer_json: str = "", long_line_chars: Optional[int] = None) -> list[str]:
     """The project's verification texts: where implementations of the same tokenizer tend to part.
 
     Written for this project: every script and case below is one a medical or general corpus meets.
@@ -228,6 +229,9 @@ def edge_cases(tokenizer_json: str = "", long_line_chars: int = 1 << 20) -> list
         # digits: long numbers, decimals, other scripts' digits, phone-like, mixed with units
         "1234567890 12345678901234567890 3.14159 0.000001 1e-10 1,000,000 ٠١٢٣٤٥٦٧٨٩ ०१२३ ໑໒",
         "BP 120/80 mmHg, HR 72bpm, SpO2 98%, Na+ 140 mmol/L, 2024-11-30T08:15:00Z",
+        # numbers that are not ASCII digits (letter numbers, superscripts, circled, fractions) next to
+        # digits, letters and runs of spaces: where digit-splitting regexes part
+        "Ⅻ001 ⅻ39 Ⅳ期 Ⅻ١88  ٤  ²  ³ x²+y²\t+y ½ ⅓ ①② ⑳ ¹²³ 10⁻⁶ H₂O ٣٫١٤  ١٢ 第Ⅱ型  ൧൨",
         # whitespace runs: spaces, tabs, newlines, CR, NBSP, zero-width, leading/trailing
         "a   b\n\n\n  c\t\t d   \r\n\r\n e", "    leading spaces", "trailing spaces    ", "\n\nnewlines first",
         " ", "\t", "\u00a0non-breaking\u00a0space\u2009thin\u200bzero\u200dwidth\ufeffbom",
@@ -243,6 +247,7 @@ def edge_cases(tokenizer_json: str = "", long_line_chars: int = 1 << 20) -> list
     ]
     for tok in added_token_texts(tokenizer_json):
         texts += [tok, f"before {tok} after", f"x{tok}y", f"  {tok}  {tok}{tok}\n{tok}"]
+    long_line_chars = LONG_LINE_CHARS if long_line_chars is None else long_line_chars
     block = ("Patient 患者 presented with fever 发热 38.5℃ and cough; 治疗 with amoxicillin 500 mg t.i.d. "
              "   \n\n" + nfd("Ångström") + " 🤒 " + "0123456789" * 3 + " ")
     texts.append((block * (long_line_chars // len(block) + 1))[:long_line_chars])
@@ -344,11 +349,12 @@ class CheckedBackend(Backend):
     compared; a difference raises `TokenizerMismatch`. HF is loaded on the first sampled document.
     `checked` counts the documents compared."""
 
-    def __init__(self, backend: Backend, tokenizer_json: str, every: int = RECHECK_EVERY,
+    def __init__(self, backend: Backend, tokenizer_json: str, every: Optional[int] = None,
                  seed: int = RECHECK_SEED, reference: Optional[Backend] = None):
         self.backend, self.tokenizer_json = backend, tokenizer_json
         self.name = backend.name
-        self.every, self.seed = every, seed
+        self.every = RECHECK_EVERY if every is None else every
+        self.seed = seed
         self._reference = reference
         self.checked = 0
 
