@@ -66,6 +66,33 @@ class TokenizerSpec:
         return tok
 
 
+def sample_texts(units, text_field: Optional[str] = "text", per_unit: int = 4, max_chars: int = 1 << 20) -> list:
+    """The first `per_unit` documents of every work unit (bad lines skipped, texts cut to `max_chars`):
+    the corpus part of the verification sample of `resolve_backend`. With `text_field=None` (SFT
+    records), every string value of each record is taken (system, prompts, replies)."""
+    from medtrain.data.sources import RecordReader, SkipCounter
+
+    out: list = []
+    for unit in units:
+        reader = RecordReader(unit, text_field, skip_bad=True, skipped=SkipCounter())
+        for n, (_, record) in enumerate(reader):
+            if n >= per_unit:
+                break
+            values = [record] if isinstance(record, str) else _strings(record)
+            out.extend(v[:max_chars] for v in values if v)
+    return out
+
+
+def _strings(obj) -> list:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _strings(v)]
+    if isinstance(obj, (list, tuple)):
+        return [s for v in obj for s in _strings(v)]
+    return []
+
+
 def resolve_backend(spec: TokenizerSpec, requested: str = "auto", samples=()) -> TokenizerSpec:
     """`spec` with the tokenizer backend to use: `requested` is auto, hf or a backend's name (see
     `tokenizer_backends.select_backend`); a fast backend is verified against HF on the project's edge

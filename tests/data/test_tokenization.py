@@ -9,7 +9,8 @@ import pytest
 
 from medtrain.data import tokenizer_backends as tb
 from medtrain.data.sources import (RecordReader, find_files, order_largest_first, plan_units, share_units)
-from medtrain.data.tokenization import _BUILT, DocumentTokenizer, TextEncoder, TokenizerSpec, resolve_backend
+from medtrain.data.tokenization import (_BUILT, DocumentTokenizer, TextEncoder, TokenizerSpec, resolve_backend,
+                                        sample_texts)
 
 from tokenizer_families import family_json, multilingual_docs
 
@@ -75,6 +76,23 @@ def test_resolve_backend_hf_and_named(counting_backend):
     js = family_json("bytelevel_nfc")
     assert resolve_backend(spec_of(js), "hf").backend == "hf"
     assert resolve_backend(spec_of(js), "rev", ["a document"]).backend == "rev"
+
+
+def test_sample_texts_reads_every_unit_text_and_sft_records(tmp_path):
+    import json
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("".join(f"a{i}\n" for i in range(10)))
+    (data / "b.jsonl").write_text("".join(json.dumps({"text": f"b{i}"}) + "\n" for i in range(10)) + "bad\n")
+    units = plan_units(find_files([str(data)]), target_bytes=12)
+    assert len(units) > 2
+    got = sample_texts(units, per_unit=1)
+    firsts = [next(iter(RecordReader(u, "text", skip_bad=True)), None) for u in units]
+    assert got == [f[1] for f in firsts if f is not None] and len(got) > 2
+    sft = tmp_path / "sft.jsonl"
+    sft.write_text(json.dumps({"conversations": [{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A."}]}) + "\n")
+    assert sample_texts(plan_units(find_files([str(sft)])), text_field=None) == ["human", "Q?", "gpt", "A."]
 
 
 def test_hf_tokenizer_stays_reachable_for_vocabulary_lookups(counting_backend):
