@@ -289,6 +289,154 @@ class DocStream:
         return out
 
 
+# ---------------------------------------------------------------------------------------------------
+# --kind language: varied-vocabulary Chinese and English (written for this benchmark)
+# ---------------------------------------------------------------------------------------------------
+# A corpus of a few hundred template sentences flatters tokenizers that cache whole words or segments:
+# real text keeps meeting new words (Heaps' law). This generator composes sentences word by word from
+# large lexicons with Zipf-like frequencies: English words are the hand-written vocabulary above plus
+# ~60,000 generated word forms (syllables + derivational and inflectional endings); Chinese words are
+# 1-4 characters drawn from the hand-ordered common characters below (most frequent first) with a
+# long tail over the whole CJK Unified Ideographs block. Sentence length, punctuation, numbers with
+# units, code-switching and paragraph breaks vary with the seeded generator.
+EN_FUNCTION = (
+    "the of and to a in is was for that with on as by at from it be are this an or which were has had "
+    "not but after before during between into than also may can should would could will been being "
+    "their its our your his her they we he she who whose when where while because although however "
+    "therefore thus these those such each every most more less many few some any no all both either "
+    "neither per over under about against without within among through until since if then so very "
+    "only even still already often usually rarely again further once here there how why what"
+).split()
+EN_ONSET = ["", "b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z", "br",
+            "cr", "dr", "fl", "gr", "pl", "pr", "st", "str", "th", "sh", "ch", "sp", "tr", "sc", "cl", "bl",
+            "gl", "qu", "ph", "wh"]
+EN_VOWEL = ["a", "e", "i", "o", "u", "a", "e", "i", "o", "ai", "ea", "ee", "oo", "ou", "io", "ia", "y"]
+EN_CODA = ["", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ng", "ck", "rt", "nt", "x", "ph", "ct", "lt"]
+EN_SUFFIX = ["", "", "", "s", "s", "ed", "ing", "tion", "ness", "ity", "ous", "al", "ic", "ize", "ly",
+             "ment", "er", "ers", "ist", "ology", "itis", "emia", "ectomy", "ase", "ine", "ide", "able"]
+ZH_COMMON = (
+    "的一是不了在人有我他这个们中来上大为和国地到以说时要就出会可也你对生能而子那得于着下自之年过发后作里"
+    "用道行所然家种事成方多经么去法学如都同现当没动面起看定天分还进好小部其些主样理心她本前开但因只从想实"
+    "日者意无力它与长把机十民第公此已工使情明性知全三又关点正业外将两高间由问很最重并物手应向头文体政美相"
+    "见被利什二等产或新己制身果加西斯月话合回特代内信表化老给世位次度门任常先海通教儿原东声提立及比员解水"
+    "名真论处走义各入几口认条平系气题活尔更别打女变四神总何电数安少报才结反受目太量再感建务做接必场件计管"
+    "期市直德资命山金指克许统区保至队形社便空决治展马科司五基眼书非则听白却界达光放强即像难且权思王象完设"
+    "式色路记南品住告类求据程北边死张该交规万取拉格望觉术领共确传师观清今切院让识候带导争运笑飞风步改收根"
+    "干造言联持组每济车亲极林服快办议往元英士证近失转夫令准布始怎呢存未远叫台单影具罗字爱击流备兵连调深商"
+    "算质团集百需价花党华城石级整府离况亚请技际约示复病息究线似官火断精满支视消越器容照须九增研写称企八功"
+    "吗包片史委乎查轻易早曾除农找装广显吧阿李标谈吃图念六引历首医局突专费号尽另周较注语仅考落青随选列武红"
+    "响虽推势参希古众构房半节土投某案黑维革划敌致陈律足态护七兴派孩验责营星够章音跟志底站严巴例防族供效续"
+    "施留讲型料终答紧黄绝奇察母京段依批群项故按河米围江织害斗双境客纪采举杀攻父苏密低朝友诉止细愿千值仍男"
+    "钱破网热助倒育属坐帝限船脸职速刻乐否刚威毛状率甚独球般普怕弹校苦创假久错承印晚兰试股拿脑预谁益阳若哪"
+    "微尼继送急血惊伤素药适波夜省初喜卫源食险待述陆习置居劳财环排福纳欢雷警获模充负云停木游龙树疑层冷洲冲"
+    "射略范竟句室异激汉村哈策演简卡罪判担州静退既衣您宗积余痛检差富灵协角占配征修皮挥胜降阶审沉坚善妈刘读"
+    "啊超免压银买皇养伊怀执副乱抗犯追帮宣佛岁航优怪香著田铁控税左右份穿艺背阵草脚概恶块顿敢守酒岛托央户烈"
+    "洋哥索胡款靠评版宝座释景顾弟登货互付伯慢欧换闻危忙核暗姐介坏讨丽良序升监临亮露永呼味野架域沙掉括舰鱼"
+    "杂误湖钟奔馆症状诊断治疗患者发热咳嗽胸痛腹泻呕吐头晕乏力血压血糖肝肾肺心脏手术感染炎症抗生素剂量服用"
+)
+ZH_PUNCT = ["，", "，", "，", "、", "；", "：", "（", "）", "“", "”"]
+UNITS = ["mg", "g", "mL", "mmol/L", "%", "cm", "kg", "mmHg", "℃", "次/分", "岁", "天", "h", "IU"]
+
+
+def _zipf_weights(n: int, s: float = 1.05) -> np.ndarray:
+    w = 1.0 / np.arange(1, n + 1) ** s
+    return w / w.sum()
+
+
+class LanguageStream:
+    """Documents of varied-vocabulary English and Chinese prose (see the comment above)."""
+
+    def __init__(self, seed: int, stream: int, n_en: int = 60_000, n_zh: int = 40_000):
+        base = np.random.default_rng([seed, 100])
+        real = sorted({w.lower() for lst in EN.values() for item in lst for w in item.split() if w.isalpha()})
+        forms = set()
+        while len(forms) < n_en:
+            k = int(base.choice([1, 1, 2, 2, 2, 3]))
+            root = "".join(EN_ONSET[base.integers(len(EN_ONSET))] + EN_VOWEL[base.integers(len(EN_VOWEL))]
+                           + EN_CODA[base.integers(len(EN_CODA))] for _ in range(k))
+            forms.add(root + EN_SUFFIX[base.integers(len(EN_SUFFIX))])
+        forms = sorted(forms)
+        base.shuffle(forms)
+        self.en_words = EN_FUNCTION + real + forms          # rank order: function words, real, generated
+        self.en_p = _zipf_weights(len(self.en_words))
+        chars = list(dict.fromkeys(ZH_COMMON))
+        tail = [chr(c) for c in base.integers(0x4E00, 0x9FA5, 6000)]
+        inventory = chars + [c for c in dict.fromkeys(tail) if c not in set(chars)]
+        char_p = _zipf_weights(len(inventory), 1.15)
+        lengths = base.choice([1, 2, 2, 2, 3, 4], n_zh)
+        idx = base.choice(len(inventory), int(lengths.sum()), p=char_p)
+        words, pos = [], 0
+        for n in lengths.tolist():
+            words.append("".join(inventory[j] for j in idx[pos:pos + n]))
+            pos += n
+        self.zh_words = list(dict.fromkeys(words))
+        self.zh_p = _zipf_weights(len(self.zh_words))
+        self.rng = np.random.default_rng([seed, 200 + stream])
+
+    def _number(self) -> str:
+        r = self.rng
+        kind = r.integers(4)
+        if kind == 0:
+            return str(int(r.integers(0, 10 ** int(r.integers(1, 6)))))
+        if kind == 1:
+            return f"{r.random() * 10 ** int(r.integers(0, 4)):.{int(r.integers(1, 3))}f}"
+        if kind == 2:
+            return f"{int(r.integers(1, 1000))} {UNITS[int(r.integers(len(UNITS)))]}"
+        return f"{int(r.integers(1990, 2030))}-{int(r.integers(1, 13)):02d}-{int(r.integers(1, 29)):02d}"
+
+    def _en_sentence(self, n: int, words: list) -> str:
+        r = self.rng
+        out = []
+        for i, w in enumerate(words):
+            x = r.random()
+            if x < 0.03:
+                w = self._number()
+            elif x < 0.05:
+                w = w.capitalize()
+            out.append(w)
+            if i < n - 1 and r.random() < 0.07:
+                out[-1] += "," if r.random() < 0.85 else ";"
+        s = " ".join(out)
+        if r.random() < 0.05:
+            s += f" ({self.zh_words[int(r.integers(200))]})"
+        return s[0].upper() + s[1:] + (". " if r.random() < 0.9 else "? ")
+
+    def _zh_sentence(self, n: int, words: list) -> str:
+        r = self.rng
+        out = []
+        for i, w in enumerate(words):
+            x = r.random()
+            if x < 0.03:
+                w = self._number()
+            elif x < 0.045:
+                w = self.en_words[int(r.integers(len(EN_FUNCTION), len(EN_FUNCTION) + 3000))]
+            out.append(w)
+            if i < n - 1 and r.random() < 0.1:
+                out.append(ZH_PUNCT[int(r.integers(len(ZH_PUNCT)))])
+        return "".join(out) + ("。" if r.random() < 0.9 else "？")
+
+    def chunk(self, n_docs: int = 2048) -> list[str]:
+        r = self.rng
+        lang_zh = r.random(n_docs) < 0.5
+        target = doc_lengths(r, n_docs)
+        docs = []
+        for zh, chars in zip(lang_zh.tolist(), target.tolist()):
+            words_per_char = 0.55 if zh else 0.17
+            n_words = max(3, int(chars * words_per_char))
+            lex, p = (self.zh_words, self.zh_p) if zh else (self.en_words, self.en_p)
+            picks = r.choice(len(lex), n_words, p=p).tolist()
+            sents, pos = [], 0
+            while pos < n_words:
+                n = max(3, int(r.lognormal(np.log(16 if zh else 18), 0.5)))
+                ws = [lex[j] for j in picks[pos:pos + n]]
+                sents.append(self._zh_sentence(len(ws), ws) if zh else self._en_sentence(len(ws), ws))
+                if r.random() < 0.04:
+                    sents.append("  " if r.random() < 0.5 else "\t")
+                pos += n
+            docs.append("".join(sents).strip()[:MAX_DOC_CHARS])
+        return docs
+
+
 def parse_size(s: str) -> int:
     m = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]i?B|B)?\s*", s, re.I)
     if not m:
@@ -299,14 +447,17 @@ def parse_size(s: str) -> int:
     return int(float(m.group(1)) * mult)
 
 
-def write_half(out: str, fmt: str, target: int, shard: int, seed: int, stream: int) -> dict:
-    gen = DocStream(seed, stream)
+def write_half(out: str, fmt: str, target: int, shard: int, seed: int, stream: int,
+               kind: str = "synthetic") -> dict:
+    gen = DocStream(seed, stream) if kind == "synthetic" else LanguageStream(seed, stream)
     written, n_docs, files = 0, 0, []
     fh, in_file, part = None, 0, 0
     try:
         while written < target:
             texts = gen.chunk()
-            if fmt == "jsonl":
+            if fmt == "jsonl" and kind != "synthetic":
+                lines = [json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts]
+            elif fmt == "jsonl":
                 lines = ['{"text": "' + t + '"}\n' for t in texts]
             else:
                 lines = [t + "\n" for t in texts]
@@ -334,8 +485,11 @@ def write_half(out: str, fmt: str, target: int, shard: int, seed: int, stream: i
     return {"format": fmt, "bytes": written, "documents": n_docs, "files": [os.path.basename(f) for f in files]}
 
 
-def make_corpus(out: str, size: int, seed: int = 0, shard_size: int = 128 * 10**6, force: bool = False) -> dict:
+def make_corpus(out: str, size: int, seed: int = 0, shard_size: int = 128 * 10**6, force: bool = False,
+                kind: str = "synthetic") -> dict:
     params = {"size": size, "seed": seed, "shard_size": shard_size, "generator_version": 3}
+    if kind != "synthetic":
+        params.update(kind=kind, language_version=1)
     meta_path = os.path.join(out, META)  # hidden: find_files ignores it
     if not force and os.path.exists(meta_path):
         with open(meta_path) as fh:
@@ -346,8 +500,8 @@ def make_corpus(out: str, size: int, seed: int = 0, shard_size: int = 128 * 10**
         shutil.rmtree(out)
     os.makedirs(out)
     t0 = time.time()
-    halves = [write_half(out, "txt", size // 2, shard_size, seed, 0),
-              write_half(out, "jsonl", size - size // 2, shard_size, seed, 1)]
+    halves = [write_half(out, "txt", size // 2, shard_size, seed, 0, kind),
+              write_half(out, "jsonl", size - size // 2, shard_size, seed, 1, kind)]
     meta = {"params": params, "bytes": sum(h["bytes"] for h in halves),
             "documents": sum(h["documents"] for h in halves), "halves": halves,
             "seconds": round(time.time() - t0, 2)}
@@ -370,8 +524,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shard-size", type=parse_size, default=128 * 10**6, help="max bytes per file (default 128MB)")
     ap.add_argument("--force", action="store_true", help="regenerate even if --out holds this corpus")
+    ap.add_argument("--kind", choices=["synthetic", "language"], default="synthetic",
+                    help="synthetic: template sentences (the default); language: varied-vocabulary prose")
     args = ap.parse_args(argv)
-    meta = make_corpus(args.out, args.size, args.seed, args.shard_size, args.force)
+    meta = make_corpus(args.out, args.size, args.seed, args.shard_size, args.force, args.kind)
     print(json.dumps({k: meta[k] for k in ("bytes", "documents", "seconds")}), file=sys.stderr)
     print(os.path.abspath(args.out))
     return 0

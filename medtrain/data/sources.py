@@ -295,13 +295,27 @@ def find_files(paths, what: str = "--train_file_dir", skip_bad: bool = False,
     return scan_inputs(paths, what, skip_bad, skipped).files
 
 
-def plan_units(files: list[SourceFile], target_bytes: int = 32 << 20, min_units: int = 1) -> list[WorkUnit]:
-    """Split files into work units of roughly `target_bytes` (at least `min_units` when files allow).
+UNITS_PER_WORKER = 4   # units each worker gets at least (when the data allows), see plan_units
 
-    Small files are whole units; large uncompressed line-based files are cut into byte ranges. The
-    plan depends only on the files and the two numbers, so every rank computes the same one.
+
+def plan_units(files: list[SourceFile], target_bytes: int = 32 << 20, min_units: int = 1,
+               workers: int = 0) -> list[WorkUnit]:
+    """Split files into work units of roughly `target_bytes`, at least `min_units` of them, and at least
+    `UNITS_PER_WORKER` per worker when `workers` (all ranks' worker processes together) is given, when
+    the files allow.
+
+    Small files are whole units; large uncompressed line-based files are cut into byte ranges of equal
+    size. Units stay in file order (the store's token stream is the units' in order, so it is the same
+    for any number of units); `order_largest_first` says in which order to hand them out. Several
+    units per worker, each at most 1/(4 * workers) of the bytes, handed out largest first, keep every
+    worker busy until at most one small unit's time before the end (greedy largest-first scheduling);
+    with one unit per worker, files of unequal size leave workers idle for most of the build.
+    Worked example: files of 60, 30 and 10 MB for 2 workers: at least 8 units of at most 12.5 MB:
+    60 -> 5 x 12 MB, 30 -> 3 x 10 MB, 10 -> 1 x 10 MB, 9 units, every worker busy to the last.
+    The plan depends only on the files and the numbers, so every rank computes the same one.
     """
     total = sum(f.size for f in files)
+    min_units = max(min_units, UNITS_PER_WORKER * workers)
     if min_units > 1 and total > 0:
         target_bytes = max(1, min(target_bytes, -(-total // min_units)))
     units: list[WorkUnit] = []
@@ -314,6 +328,26 @@ def plan_units(files: list[SourceFile], target_bytes: int = 32 << 20, min_units:
         else:
             units.append(WorkUnit(f))
     return units
+
+
+def order_largest_first(units: list[WorkUnit], indices=None) -> list[int]:
+    """Indices of `units` (or of those in `indices`) by size, largest first (ties in plan order): the
+    order to hand units to a pool of workers, so the last ones to start are the small ones."""
+    indices = range(len(units)) if indices is None else indices
+    return sorted(indices, key=lambda i: (-units[i].nbytes, i))
+
+
+def share_units(units: list[WorkUnit], world: int) -> list[list[int]]:
+    """Unit indices for each of `world` ranks, by bytes: largest first, each to the rank with the fewest
+    bytes so far (ties to the lower rank); each rank's list is largest first. Deterministic, so every
+    rank computes the same shares without talking to the others."""
+    shares: list[list[int]] = [[] for _ in range(max(1, world))]
+    load = [0] * len(shares)
+    for i in order_largest_first(units):
+        r = min(range(len(shares)), key=lambda k: (load[k], k))
+        shares[r].append(i)
+        load[r] += units[i].nbytes
+    return shares
 
 
 def doc_hash(relpath: str, key: int) -> int:

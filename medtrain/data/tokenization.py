@@ -9,18 +9,26 @@ chosen) appended, so the ids do not depend on a tokenizer's post-processor. A te
 `piece_chars` is cut at whitespace into pieces that are encoded separately and joined, so a 100 MB
 line costs bounded memory; byte-level BPE tokenizers split at whitespace anyway, so the ids change at
 most at those few cut points. Such documents are counted (`documents_cut_for_tokenizing`).
+
+The batch encode runs on the spec's *tokenizer backend* (`tokenizer_backends`): HuggingFace
+tokenizers (`hf`) or a faster implementation proved to give the same ids (`resolve_backend` verifies it
+before a build and returns the spec naming it). Under a fast backend, one document in
+`tokenizer_backends.RECHECK_EVERY` is encoded again by HF and compared (`documents_rechecked_by_hf`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 PIECE_CHARS = 1 << 20
-_BUILT: dict = {}  # fingerprint -> DocumentTokenizer, one per process
+_BUILT: dict = {}  # (fingerprint, backend) -> DocumentTokenizer, one per process
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,11 @@ class TokenizerSpec:
     add_bos: bool
     add_eos: bool
     pad_id: Optional[int] = None
+    # Which implementation encodes (`tokenizer_backends`): "hf", or a fast backend that `resolve_backend`
+    # verified against HF. Not part of the fingerprint: a backend is used only once proved to give HF's
+    # ids (and rechecked during the build), so the tokens, and the store, are the same for every
+    # backend; a store built with one is reused with another. Recorded so the manifest can say which.
+    backend: str = "hf"
 
     @property
     def dtype(self):
@@ -46,10 +59,52 @@ class TokenizerSpec:
     def build(self) -> "DocumentTokenizer":
         """This process's tokenizer for the spec, built once and reused: a `tokenizers.Tokenizer` that is
         dropped does not give its memory back, and a reused one keeps its cache warm."""
-        tok = _BUILT.get(self.fingerprint)
+        key = (self.fingerprint, self.backend)
+        tok = _BUILT.get(key)
         if tok is None:
-            tok = _BUILT[self.fingerprint] = DocumentTokenizer(self)
+            tok = _BUILT[key] = DocumentTokenizer(self)
         return tok
+
+
+def sample_texts(units, text_field: Optional[str] = "text", per_unit: int = 4, max_chars: int = 1 << 20) -> list:
+    """The first `per_unit` documents of every work unit (bad lines skipped, texts cut to `max_chars`):
+    the corpus part of the verification sample of `resolve_backend`. With `text_field=None` (SFT
+    records), every string value of each record is taken (system, prompts, replies)."""
+    from medtrain.data.sources import RecordReader, SkipCounter
+
+    out: list = []
+    for unit in units:
+        reader = RecordReader(unit, text_field, skip_bad=True, skipped=SkipCounter())
+        for n, (_, record) in enumerate(reader):
+            if n >= per_unit:
+                break
+            values = [record] if isinstance(record, str) else _strings(record)
+            out.extend(v[:max_chars] for v in values if v)
+    return out
+
+
+def _strings(obj) -> list:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _strings(v)]
+    if isinstance(obj, (list, tuple)):
+        return [s for v in obj for s in _strings(v)]
+    return []
+
+
+def resolve_backend(spec: TokenizerSpec, requested: str = "auto", samples=()) -> TokenizerSpec:
+    """`spec` with the tokenizer backend to use: `requested` is auto, hf or a backend's name (see
+    `tokenizer_backends.select_backend`); a fast backend is verified against HF on the project's edge
+    cases and on `samples` (documents drawn from every unit of the corpus) first. A named backend that
+    disagrees raises `DataError`; auto falls back (and logs why)."""
+    from dataclasses import replace
+
+    from medtrain.data.tokenizer_backends import select_backend
+
+    backend = select_backend(spec.tokenizer_json, requested, samples)
+    logger.info("Tokenizer backend: %s (--tokenizer_backend %s)", backend.name, requested)
+    return replace(spec, backend=backend.name)
 
 
 def spec_from_tokenizer(tokenizer, add_bos: Optional[bool] = None, add_eos: bool = True) -> TokenizerSpec:
@@ -133,33 +188,61 @@ def split_text(text: str, piece_chars: int = PIECE_CHARS) -> list[str]:
 
 
 class DocumentTokenizer:
-    """Encodes batches of documents into lists of ids (numpy arrays of the store's dtype)."""
+    """Encodes batches of documents into lists of ids (numpy arrays of the store's dtype).
+
+    `backend` is the spec's tokenizer backend (wrapped in a `CheckedBackend` unless it is HF itself);
+    `hf_tokenizer` the `tokenizers.Tokenizer` of the spec, loaded on first use (vocabulary look-ups)."""
 
     def __init__(self, spec: TokenizerSpec, piece_chars: int = PIECE_CHARS):
-        from tokenizers import Tokenizer
+        from medtrain.data.tokenizer_backends import CheckedBackend, HFBackend, load_backend
 
         self.spec = spec
         self.piece_chars = piece_chars
-        self._tok = Tokenizer.from_str(spec.tokenizer_json)
+        if spec.backend == "hf":
+            self._hf = HFBackend(spec.tokenizer_json)
+            self.backend = self._hf
+        else:
+            self._hf = None
+            self.backend = CheckedBackend(load_backend(spec.backend, spec.tokenizer_json), spec.tokenizer_json)
         self._prefix = [spec.bos_id] if spec.add_bos else []
         self._suffix = [spec.eos_id] if spec.add_eos else []
         self.documents_cut = 0
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def hf_tokenizer(self):
+        """The HuggingFace `tokenizers.Tokenizer` of the spec (shared with the recheck)."""
+        if self._hf is None:
+            self._hf = self.backend.reference
+        return self._hf.tokenizer
+
+    _tok = hf_tokenizer  # the name callers used before backends existed
+
+    @property
+    def documents_rechecked(self) -> int:
+        return getattr(self.backend, "checked", 0)
+
+    def encode_ids(self, texts: list[str]) -> list[list[int]]:
+        """Plain ids of each text (add_special_tokens=False, no BOS/EOS, no cutting), on the backend."""
+        return self.backend.encode_batch(texts)
 
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
         normal = [i for i, t in enumerate(texts) if len(t) <= self.piece_chars]
         out: list = [None] * len(texts)
         if normal:
-            encs = self._tok.encode_batch_fast([texts[i] for i in normal], add_special_tokens=False) \
-                if hasattr(self._tok, "encode_batch_fast") else \
-                self._tok.encode_batch([texts[i] for i in normal], add_special_tokens=False)
-            for i, enc in zip(normal, encs):
-                out[i] = enc.ids
+            encoded = self.backend.encode_batch([texts[i] for i in normal]) if len(normal) < len(texts) \
+                else self.backend.encode_batch(texts)
+            for i, ids in zip(normal, encoded):
+                out[i] = ids
         for i, t in enumerate(texts):
             if out[i] is None:
                 self.documents_cut += 1
                 ids: list[int] = []
-                for piece in split_text(t, self.piece_chars):
-                    ids.extend(self._tok.encode(piece, add_special_tokens=False).ids)
+                for piece_ids in self.backend.encode_batch(split_text(t, self.piece_chars)):
+                    ids.extend(piece_ids)
                 out[i] = ids
         dtype = self.spec.dtype
         return [np.asarray(self._prefix + ids + self._suffix, dtype=dtype) for ids in out]
@@ -207,8 +290,12 @@ class TextEncoder:
 
     def counters(self) -> dict:
         """Counts since the previous call (one encoder may serve several units in a process)."""
-        n, self.tokenizer.documents_cut = self.tokenizer.documents_cut, 0
-        return {"documents_cut_for_tokenizing": n}
+        tok = self.tokenizer
+        n, tok.documents_cut = tok.documents_cut, 0
+        out = {"documents_cut_for_tokenizing": n}
+        if tok.backend_name != "hf":
+            out["documents_rechecked_by_hf"], tok.backend.checked = tok.backend.checked, 0
+        return out
 
     def read(self, unit, skip_bad: bool = False, max_chars=None, skipped=None):
         from medtrain.data.sources import RecordReader
