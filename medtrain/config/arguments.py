@@ -203,6 +203,13 @@ class DataArguments(FrozenAfterResolve):
                           "each node builds its own copy (no shared filesystem between nodes).",
                   "choices": ["global", "local"]},
     )
+    tokenizer_backend: str = field(
+        default="auto",
+        metadata={"help": "What turns text into ids: auto (the fastest installed backend proven to give "
+                          "HuggingFace tokenizers' ids for this tokenizer, else HuggingFace tokenizers), hf, or "
+                          "fastokens / kitoken / tokie (verified first; an error if it disagrees). The store is "
+                          "the same whichever backend built it (README: Tokenizer backends)."},
+    )
     add_bos_token: Optional[bool] = field(
         default=None,
         metadata={"help": "Prepend BOS to each document (default: when the tokenizer adds one itself)."},

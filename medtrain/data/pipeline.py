@@ -26,7 +26,9 @@ from medtrain.data.block_dataset import BlockDataset, MaterializedBlocks
 from medtrain.data.encoding import Encoder
 from medtrain.data.mixture import (MixtureDataset, Source, StreamingMixture, load_mixtures, log_plan, plan_report,
                                    realized_report)
+from medtrain.data.sources import plan_units
 from medtrain.data.streaming import StreamingBlocks
+from medtrain.data.tokenization import TextEncoder, resolve_backend, sample_texts
 from medtrain.data.token_store import prepare_store, resolve_inputs
 from medtrain.data.token_store.builder import input_report
 from medtrain.errors import DataError
@@ -196,7 +198,7 @@ class StreamingPath:
     def part(self, src: Source, single: bool) -> Part:
         a = self.args
         files = self._files(src.paths, src.origin)
-        encoder = self.encoder.for_source(src.text_field)
+        encoder = self._with_backend(self.encoder.for_source(src.text_field), files)
         train = self._stream(files, encoder, keep_last=a.keep_last_block, split=self.split,
                              holdout_percentage=self.holdout, shuffle_buffer=a.shuffle_buffer_size, seed=self.seed,
                              rank=self.dist.rank, world=self.dist.world_size, loop=True,
@@ -211,9 +213,18 @@ class StreamingPath:
         available = src.num_tokens_avg or round(sum(f.size for f in files) / 3.5)
         return Part(train, held, available, input_report(self.scans[-1], {"files": len(files)}), train.document_aware)
 
+    def _with_backend(self, encoder: Encoder, files) -> Encoder:
+        """Pretraining text encoded by the backend --tokenizer_backend chooses, verified on documents of
+        every unit of these files (SFT conversations keep HF tokenizers: they need character offsets)."""
+        if not isinstance(encoder, TextEncoder):
+            return encoder
+        samples = sample_texts(plan_units(files), encoder.text_field)
+        return encoder.with_spec(resolve_backend(encoder.spec, self.args.tokenizer_backend, samples))
+
     def validation(self, paths) -> tuple[torch.utils.data.Dataset, dict]:
         files = self._files(paths, "--validation_file_dir")
-        return MaterializedBlocks(self._stream(files, self.encoder, loop=False), self.eval_limit), {}
+        return MaterializedBlocks(self._stream(files, self._with_backend(self.encoder, files), loop=False),
+                                  self.eval_limit), {}
 
     def blend(self, sources: list[Source], parts: list[Part]):
         a = self.args

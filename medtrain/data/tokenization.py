@@ -283,7 +283,11 @@ class TextEncoder:
         return hashlib.sha256(f"text|{self.spec.fingerprint}|{self.text_field}".encode()).hexdigest()
 
     def describe(self) -> dict:
-        return {"encoder": "text", "text_field": self.text_field}
+        return {"encoder": "text", "text_field": self.text_field, "tokenizer_backend": self.spec.backend}
+
+    def with_spec(self, spec: TokenizerSpec) -> "TextEncoder":
+        """This encoder with another spec (e.g. the same tokenizer with a verified fast backend)."""
+        return TextEncoder(spec, self.text_field)
 
     def for_source(self, text_field: Optional[str]) -> "TextEncoder":
         return self if not text_field or text_field == self.text_field else TextEncoder(self.spec, text_field)

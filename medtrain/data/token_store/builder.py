@@ -44,8 +44,9 @@ from medtrain.data.token_store.reader import TokenCorpus
 from medtrain.runtime.measure import peak_rss_mb
 from medtrain.errors import DataError
 from medtrain.data.documents import encoded_documents
-from medtrain.data.tokenization import TextEncoder, TokenizerSpec
-from medtrain.data.sources import InputScan, SkipCounter, SourceFile, WorkUnit, doc_hash, plan_units, scan_inputs
+from medtrain.data.tokenization import TextEncoder, TokenizerSpec, resolve_backend, sample_texts
+from medtrain.data.sources import (InputScan, SkipCounter, SourceFile, WorkUnit, doc_hash, plan_units, scan_inputs,
+                                   share_units)
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,9 @@ def build_unit(store: str, i: int, unit: WorkUnit, encoder, skip_bad: bool, max_
                "end": unit.end, "bytes": unit.nbytes, "documents": len(keys), "tokens": n_tokens,
                "skipped": skipped.to_dict(), "skipped_examples": skipped.examples[:5],
                "counters": encoder.counters(), "seconds": round(time.time() - t0, 3),
-               "peak_rss_mb": peak_rss_mb()}
+               "peak_rss_mb": peak_rss_mb(), "pid": os.getpid(), "host": socket.gethostname(),
+               "started": round(t0, 3), "finished": round(time.time(), 3),
+               "tokenizer_backend": getattr(getattr(encoder, "spec", None), "backend", "hf")}
     atomic_write(paths["done"], json.dumps(summary).encode())
     return summary
 
@@ -135,7 +138,8 @@ class StoreBuilder:
     def __init__(self, files: list[SourceFile], encoder, root: str, skip_bad: bool = False,
                  max_chars: Optional[int] = None, num_proc: int = 1, rank: int = 0, world: int = 1,
                  fingerprint_mode: str = "metadata", unit_bytes: int = 32 << 20, poll_seconds: float = 0.5,
-                 show_progress: bool = True, path: Optional[str] = None):
+                 show_progress: bool = True, path: Optional[str] = None,
+                 tokenizer_backend: Optional[str] = None):
         if isinstance(encoder, TokenizerSpec):  # pretraining text with this tokenizer
             encoder = TextEncoder(encoder)
         self.files, self.encoder = files, encoder
@@ -147,6 +151,7 @@ class StoreBuilder:
         self.fp = fingerprint(files, encoder, skip_bad, max_chars, fingerprint_mode)
         self.path = os.path.abspath(path) if path else os.path.join(root, "token_store", self.fp[:20])
         self.built_units = 0
+        self.tokenizer_backend = tokenizer_backend
 
     def ensure(self, overwrite: bool = False) -> str:
         t_start = time.time()
@@ -164,8 +169,12 @@ class StoreBuilder:
             return self.path
         os.makedirs(os.path.join(self.path, "units"), exist_ok=True)
         units = self._plan()
-        mine = [i for i in range(len(units)) if i % self.world == self.rank
-                and not os.path.exists(unit_paths(self.path, i)["done"])]
+        remove_stale_temporaries(self.path)
+        mine = [i for i in share_units(units, self.world)[self.rank]  # largest first
+                if not os.path.exists(unit_paths(self.path, i)["done"])]
+        if mine and self.tokenizer_backend and isinstance(self.encoder, TextEncoder):  # verified: HF's ids
+            self.encoder = self.encoder.with_spec(resolve_backend(
+                self.encoder.spec, self.tokenizer_backend, sample_texts(units, self.encoder.text_field)))
         done_before = sum(os.path.exists(unit_paths(self.path, i)["done"]) for i in range(len(units)))
         if done_before and not is_store(self.path):
             logger.info("Resuming the build of %s: %d of %d units already done", self.path, done_before, len(units))
@@ -189,7 +198,7 @@ class StoreBuilder:
         resumed build with other worker counts) reads it, so unit i always means the same bytes."""
         plan_path = os.path.join(self.path, "plan.json")
         if not os.path.exists(plan_path):
-            units = plan_units(self.files, self.unit_bytes, min_units=self.world * self.num_proc)
+            units = plan_units(self.files, self.unit_bytes, workers=self.world * self.num_proc)
             plan = [{"relpath": u.file.relpath, "path": u.file.path, "start": u.start, "end": u.end} for u in units]
             tmp = f"{plan_path}.tmp.{socket.gethostname()}.{os.getpid()}"
             with open(tmp, "w") as fh:
@@ -393,10 +402,48 @@ def prepare_store(paths, data_args, encoder, dist, what: str = "--train_file_dir
             files, encoder, data_args.cache_dir or default_cache_dir(), data_args.skip_bad_lines,
             data_args.max_document_chars,
             num_proc=data_args.num_proc or dist.cpus_per_rank(), rank=rank, world=world,
-            fingerprint_mode=data_args.fingerprint, show_progress=dist.is_main, path=output_dir)
+            fingerprint_mode=data_args.fingerprint, show_progress=dist.is_main, path=output_dir,
+            tokenizer_backend=data_args.tokenizer_backend)
         stores.append(builder.ensure(overwrite=data_args.overwrite_cache))
         info["tokenized_this_run"] = builder.built_units > 0
         info["units_tokenized_this_rank"] = builder.built_units
     corpus = TokenCorpus(stores)
     info.update(corpus.summary())
     return corpus, input_report(scan, info)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(store: str) -> list[str]:
+    """Remove what interrupted builds left: files named `<name>.tmp.<host>.<pid>...` written on this host
+    by a process that is gone (a live builder's, or another host's, are left alone). Returns them."""
+    host = socket.gethostname()
+    removed = []
+    for folder in (store, os.path.join(store, "units"), os.path.join(store, "ranks")):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            parts = name.split(".tmp.", 1)
+            if len(parts) != 2 or not parts[1].startswith(host + "."):
+                continue
+            pid = parts[1][len(host) + 1:].split(".")[0]
+            if not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            try:
+                os.remove(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+            except OSError:
+                pass
+    if removed:
+        logger.info("Removed %d temporary file(s) left in %s by an interrupted build", len(removed), store)
+    return removed
