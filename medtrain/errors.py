@@ -24,6 +24,36 @@ class DataError(ValueError):
     """Bad input data or settings. The message names the file (and line, where there is one) and the fix."""
 
 
+def write_failure(exc: BaseException, path: str, what: str, needed: Optional[int] = None) -> Optional[DataError]:
+    """A DataError naming `path` and the cause when `exc` is a failed write for a reason the user can fix
+    (disk full, no permission, read-only filesystem); None for anything else. Torch reports a full disk
+    as a RuntimeError without errno, so a write that fails while the filesystem has less than 64 MB free
+    counts as a full disk too."""
+    import errno
+    import os
+    import shutil
+
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    while folder and not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    code = getattr(exc, "errno", None)
+    full = code in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc) or (
+        free is not None and free < (64 << 20) and isinstance(exc, (OSError, RuntimeError))
+        and ("iostream" in str(exc) or "write" in str(exc).lower()))
+    if full:
+        space = f"{free / 2**20:,.1f} MB free there" if free is not None else "the free space is unknown"
+        need = f"; about {needed / 2**20:,.0f} MB more are needed" if needed else ""
+        return DataError(f"{what}: the disk is full while writing {path} ({space}{need}). Free space on that "
+                         "filesystem or choose another directory; nothing half-written is trusted by a later run")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return DataError(f"{what}: cannot write {path} ({os.strerror(code)}). Choose a directory you can write to")
+    return None
+
+
 class MemoryGuardError(RuntimeError):
     """Raised instead of letting the OS kill the process when memory runs out."""
 

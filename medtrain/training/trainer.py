@@ -29,7 +29,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from medtrain.data.block_dataset import BlockDataset
 from medtrain.data.packing import padding_fraction
 from medtrain.data.rows import META_KEY, BatchMeta, MixerCursor
-from medtrain.errors import DataError
+from medtrain.errors import DataError, write_failure
 from medtrain.resilience import checkpoints as resilience
 
 logger = logging.getLogger(__name__)
@@ -146,13 +146,46 @@ class MedTrainer(Trainer):
         checkpoint = os.path.join(self._get_output_dir(trial=trial),
                                   f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         resilience.begin_checkpoint(checkpoint, self.args)
-        with resilience.no_trainer_rotation(self.args) as limit:
-            super()._save_checkpoint(model, trial)
-        if self.cursor_tracker is not None:
-            folder = os.path.join(checkpoint, DATA_STATE_DIR)
-            os.makedirs(folder, exist_ok=True)
-            save_stream_state(folder, self.args.process_index, self.cursor_tracker.state_dict())
+        try:
+            with resilience.no_trainer_rotation(self.args) as limit:
+                super()._save_checkpoint(model, trial)
+            if self.cursor_tracker is not None:
+                folder = os.path.join(checkpoint, DATA_STATE_DIR)
+                os.makedirs(folder, exist_ok=True)
+                save_stream_state(folder, self.args.process_index, self.cursor_tracker.state_dict())
+        except Exception as e:  # e.g. a full disk: torch says "basic_ios::clear: iostream error", safetensors
+            # a SafetensorError
+            failure = write_failure(e, getattr(e, "filename", None) or checkpoint, f"saving {checkpoint}",
+                                    needed=previous_checkpoint_bytes(self.args.output_dir))
+            if failure is None:
+                raise
+            raise DataError(f"{failure} (the checkpoint stays incomplete: --resume_from_checkpoint auto skips "
+                            "it)") from None
         resilience.complete_checkpoint(checkpoint, self.args, self.state, limit or self.keep_checkpoints)
+
+    def save_model(self, output_dir=None, _internal_call=False):
+        try:
+            return super().save_model(output_dir, _internal_call)
+        except Exception as e:  # filtered below: only a failed write the user can fix becomes a message
+            if _internal_call:  # inside a checkpoint save, which says so itself
+                raise
+            target = output_dir or self.args.output_dir
+            failure = write_failure(e, getattr(e, "filename", None) or target, "saving the final model")
+            if failure is None:
+                raise
+            raise failure from None
+
+
+def previous_checkpoint_bytes(output_dir: str):
+    """The size of the newest complete checkpoint (what the next one will need, about), or None."""
+    found = resilience.latest_complete_checkpoint(output_dir, warn=False, verify=False)
+    if found is None:
+        return None
+    try:
+        with open(os.path.join(found, resilience.COMPLETE_MARKER)) as fh:
+            return int(json.load(fh).get("bytes") or 0) or None
+    except (OSError, ValueError):
+        return None
 
 
 def row_lengths(dataset) -> list[int]:

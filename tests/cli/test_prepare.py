@@ -108,3 +108,35 @@ def test_killed_build_resumes_from_finished_units(demo_dir, tmp_path, streamed):
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert f"{len(done_before)} of {n_units} units already done" in proc.stdout
     assert rows_of_store(out) == streamed
+
+
+def test_overwrite_never_deletes_a_directory_that_is_not_a_store(demo_dir, tmp_path, capsys):
+    mine = tmp_path / "my_files"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("years of work")
+    assert prepare_main(prep_args(demo_dir, mine, "--num_proc", "1", "--overwrite_cache", "true")) == 2
+    err = capsys.readouterr().err
+    assert "is not a token store" in err and "--overwrite_cache would delete it" in err
+    assert os.listdir(mine) == ["thesis.txt"] and (mine / "thesis.txt").read_text() == "years of work"
+    assert prepare_main(prep_args(demo_dir, mine, "--num_proc", "1")) == 2  # nor are store files written there
+    assert os.listdir(mine) == ["thesis.txt"]
+    store = tmp_path / "store"
+    assert prepare_main(prep_args(demo_dir, store, "--num_proc", "1")) == 0
+    assert prepare_main(prep_args(demo_dir, store, "--num_proc", "1", "--overwrite_cache", "true")) == 0
+    assert os.path.exists(store / "manifest.json")  # a store's own directory is rebuilt
+
+
+def test_leftovers_of_a_killed_build_are_removed_by_the_next(tmp_path, spec):
+    import socket
+
+    from medtrain.data.token_store import StoreBuilder
+
+    files = find_files([CORPUS])
+    builder = StoreBuilder(files, spec, str(tmp_path), show_progress=False)
+    os.makedirs(os.path.join(builder.path, "units"))
+    dead = os.path.join(builder.path, "units", f"00000.tokens.tmp.{socket.gethostname()}.999999999")
+    other_host = os.path.join(builder.path, "units", "00001.tokens.tmp.elsewhere.1")
+    for p in (dead, other_host):
+        open(p, "wb").write(b"partial")
+    builder.ensure()
+    assert not os.path.exists(dead) and os.path.exists(other_host)  # another host's file may be in use

@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import time
@@ -42,7 +43,7 @@ from medtrain.resilience import faults
 from medtrain.data.token_store.layout import FORMAT_VERSION, MANIFEST, atomic_npy, atomic_write, is_store, unit_paths
 from medtrain.data.token_store.reader import TokenCorpus
 from medtrain.runtime.measure import peak_rss_mb
-from medtrain.errors import DataError
+from medtrain.errors import DataError, write_failure
 from medtrain.data.documents import encoded_documents
 from medtrain.data.tokenization import TextEncoder, TokenizerSpec, resolve_backend, sample_texts
 from medtrain.data.sources import (InputScan, SkipCounter, SourceFile, WorkUnit, doc_hash, plan_units, scan_inputs,
@@ -89,27 +90,39 @@ def build_unit(store: str, i: int, unit: WorkUnit, encoder, skip_bad: bool, max_
     tag = f"tmp.{socket.gethostname()}.{os.getpid()}"
     offsets, keys = [0], []
     n_tokens = 0
-    mask_out = open(f"{paths['mask']}.{tag}", "wb") if encoder.has_mask else None
+    temporaries = [f"{paths['tokens']}.{tag}"] + ([f"{paths['mask']}.{tag}"] if encoder.has_mask else [])
     try:
-        with open(f"{paths['tokens']}.{tag}", "wb") as out:
-            for key, doc in encoded_documents(unit, encoder, skip_bad, max_chars, skipped):
-                out.write(doc.ids.tobytes())
-                if mask_out is not None:
-                    mask_out.write(np.asarray(doc.mask, dtype=np.uint8).tobytes())
-                n_tokens += len(doc.ids)
-                offsets.append(n_tokens)
-                keys.append(doc_hash(unit.file.relpath, key))
-    finally:
+        mask_out = open(temporaries[1], "wb") if encoder.has_mask else None
+        try:
+            with open(temporaries[0], "wb") as out:
+                for key, doc in encoded_documents(unit, encoder, skip_bad, max_chars, skipped):
+                    out.write(doc.ids.tobytes())
+                    if mask_out is not None:
+                        mask_out.write(np.asarray(doc.mask, dtype=np.uint8).tobytes())
+                    n_tokens += len(doc.ids)
+                    offsets.append(n_tokens)
+                    keys.append(doc_hash(unit.file.relpath, key))
+        finally:
+            if mask_out is not None:
+                mask_out.close()
+        for path in temporaries:
+            with open(path, "rb") as fh:  # on disk before the done marker says so
+                os.fsync(fh.fileno())
+        os.replace(temporaries[0], paths["tokens"])
         if mask_out is not None:
-            mask_out.close()
-    for path in [f"{paths['tokens']}.{tag}"] + ([f"{paths['mask']}.{tag}"] if mask_out is not None else []):
-        with open(path, "rb") as fh:  # on disk before the done marker says so
-            os.fsync(fh.fileno())
-    os.replace(f"{paths['tokens']}.{tag}", paths["tokens"])
-    if mask_out is not None:
-        os.replace(f"{paths['mask']}.{tag}", paths["mask"])
-    atomic_npy(paths["docs"], np.asarray(offsets, dtype=np.int64))
-    atomic_npy(paths["keys"], np.asarray(keys, dtype=np.uint32))
+            os.replace(temporaries[1], paths["mask"])
+        atomic_npy(paths["docs"], np.asarray(offsets, dtype=np.int64))
+        atomic_npy(paths["keys"], np.asarray(keys, dtype=np.uint32))
+    except (OSError, RuntimeError) as e:
+        for path in temporaries:
+            if os.path.exists(path):
+                os.remove(path)
+        itemsize = np.dtype(encoder.dtype).itemsize
+        failure = write_failure(e, getattr(e, "filename", None) or temporaries[0], f"token store {store}",
+                                needed=unit.nbytes * itemsize // 3)
+        if failure is not None:
+            raise failure from None
+        raise
     summary = {"unit": i, "source": unit.file.relpath, "path": unit.file.path, "start": unit.start,
                "end": unit.end, "bytes": unit.nbytes, "documents": len(keys), "tokens": n_tokens,
                "skipped": skipped.to_dict(), "skipped_examples": skipped.examples[:5],
@@ -155,6 +168,12 @@ class StoreBuilder:
 
     def ensure(self, overwrite: bool = False) -> str:
         t_start = time.time()
+        foreign = foreign_contents(self.path)
+        if foreign:
+            what = "--overwrite_cache would delete it" if overwrite else "store files would be written among them"
+            raise DataError(f"{self.path} is not a token store (it has no {MANIFEST} or plan.json) and is not "
+                            f"empty ({len(foreign)} entries, e.g. {', '.join(foreign[:3])}): {what}. Choose another "
+                            "directory (--output_dir, or --cache_dir), or empty that one yourself")
         if overwrite:
             self._clear_for_overwrite(t_start)
         elif is_store(self.path):
@@ -447,3 +466,20 @@ def remove_stale_temporaries(store: str) -> list[str]:
     if removed:
         logger.info("Removed %d temporary file(s) left in %s by an interrupted build", len(removed), store)
     return removed
+
+
+STORE_FILES = (MANIFEST, "plan.json", "overwrite.json")  # any of these marks a directory as a token store's
+_STORE_PART = re.compile(r"^\d+\.(tokens|mask|docs\.npy|keys\.npy|json)(\.tmp\..*)?$")  # units/, ranks/
+
+
+def foreign_contents(path: str) -> list[str]:
+    """What `path` holds that is not a token store's: [] when it does not exist, is empty, or carries a
+    store's own files (a complete or partial store: only such directories are ever written into or
+    removed); else the names of its entries. Only empty units/ and ranks/ folders count as empty."""
+    if not os.path.isdir(path):
+        return [] if not os.path.exists(path) else [os.path.basename(path)]
+    names = sorted(os.listdir(path))
+    if any(n in STORE_FILES for n in names):
+        return []
+    return [n for n in names if not (n in ("units", "ranks") and os.path.isdir(os.path.join(path, n)) and all(
+        _STORE_PART.match(m) for m in os.listdir(os.path.join(path, n))))]
