@@ -1,6 +1,7 @@
 """Shared fixtures: the tiny demo tokenizer and model (built once per session, locally).
 Helpers live in `helpers/` (tests/ is on sys.path through this conftest)."""
 
+import logging
 import os
 
 import pytest
@@ -38,3 +39,14 @@ def spec(demo_dir):
 @pytest.fixture
 def corpus_dir():
     return DEMO_CORPUS
+
+
+@pytest.fixture(autouse=True)
+def _drop_medtrain_log_handlers():
+    """Entry points add a stderr handler bound to the stream pytest captured for that test: remove it
+    afterwards, so a later test does not log into a closed stream."""
+    yield
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_medtrain", False):
+            root.removeHandler(h)

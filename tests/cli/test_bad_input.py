@@ -166,9 +166,10 @@ def test_killed_build_is_never_trusted_and_completed_by_next_run(demo_dir, tmp_p
     # the killed first build: the same store the run will look for (same files, tokenizer and options)
     store = StoreBuilder(files, spec, str(cache), num_proc=1, show_progress=False).ensure()
     n_units = len(json.load(open(os.path.join(store, "plan.json"))))
-    assert n_units == 3
+    assert n_units >= 4  # at least 4 units per worker (3 files, one cut into byte ranges)
     os.remove(os.path.join(store, "manifest.json"))
-    unfinished = {"manifest_only": [], "one_unit_unfinished": [1], "all_units_unfinished": [0, 1, 2]}[damage]
+    unfinished = {"manifest_only": [], "one_unit_unfinished": [1],
+                  "all_units_unfinished": list(range(n_units))}[damage]
     for i in unfinished:
         os.remove(unit_file(store, i, "json"))                 # the unit's done marker was never written
         with open(unit_file(store, i, "tokens"), "wb") as fh:  # half-written tokens, stale offsets
