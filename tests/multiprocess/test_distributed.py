@@ -39,7 +39,7 @@ def test_two_processes_train_as_one_group(demo_dir, tmp_path):
     for step in one:
         assert two[step] == pytest.approx(one[step], rel=1e-5)
     assert_same_weights(tmp_path / "one", tmp_path / "two")
-    assert "INFO medtrain.monitoring: Run summary" in proc.stdout  # rank 0 reports ...
+    assert "INFO medtrain.training.monitoring: Run summary" in proc.stdout  # rank 0 reports ...
     assert "[rank 1]" not in proc.stdout.split("Run summary")[0].split("\n")[-1]  # ... without a rank prefix
 
 

@@ -242,9 +242,11 @@ def test_a_pickle_planted_in_a_data_file_is_never_run(tmp_path, spec, target):
         data.write_text("one document\nanother document\n")
         store = StoreBuilder(find_files([str(data)]), spec, str(tmp_path / "store"), show_progress=False).ensure()
         suffix = ".docs.npy" if target == "store_docs" else ".keys.npy"
-        (path,) = [os.path.join(store, "units", f) for f in os.listdir(os.path.join(store, "units"))
-                   if f.endswith(suffix)]
-        np.save(path, planted, allow_pickle=True)
+        paths = [os.path.join(store, "units", f) for f in os.listdir(os.path.join(store, "units"))
+                 if f.endswith(suffix)]
+        assert paths
+        for path in paths:
+            np.save(path, planted, allow_pickle=True)
         load = lambda: TokenCorpus(store)  # noqa: E731
     with pytest.raises(ValueError, match="allow_pickle"):
         load()
@@ -405,3 +407,85 @@ def test_auto_on_a_finished_run_trains_nothing(demo_dir, tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         assert main(argv[:-6] + ["--max_steps", "4"] + argv[-6:]) == 0
     assert f"Resuming from {out / 'checkpoint-3'}" in caplog.text and sorted(logged_losses(out)) == [1, 2, 3, 4]
+
+
+# ---- completeness, auto, rotation -------------------------------------------------------------------
+def sized_checkpoint(root, step, complete=True):
+    folder = root / f"checkpoint-{step}"
+    (folder / "data_state").mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"w" * 100)
+    (folder / "trainer_state.json").write_text("{}")
+    (folder / "data_state" / "rank0.json").write_bytes(b"d" * 10)
+    if complete:
+        resilience.write_complete_marker(str(folder), step)
+    return folder
+
+
+def test_a_checkpoint_is_complete_only_as_marked(tmp_path):
+    folder = sized_checkpoint(tmp_path, 5)
+    assert resilience.checkpoint_problem(str(folder)) is None
+    marker = json.load(open(folder / COMPLETE_MARKER))
+    assert marker["step"] == 5 and marker["files"]["data_state/rank0.json"] == 10
+    with open(folder / "model.safetensors", "r+b") as fh:
+        fh.truncate(40)
+    assert "model.safetensors has 40 bytes" in resilience.checkpoint_problem(str(folder))
+    os.remove(folder / "model.safetensors")
+    assert "model.safetensors is missing" in resilience.checkpoint_problem(str(folder))
+    (folder / COMPLETE_MARKER).write_text("{not json")
+    assert "unreadable" in resilience.checkpoint_problem(str(folder))
+    os.remove(folder / COMPLETE_MARKER)
+    assert "no completion marker" in resilience.checkpoint_problem(str(folder))
+    moved = sized_checkpoint(tmp_path / "other", 7)
+    shutil.move(str(moved), str(tmp_path / "checkpoint-9"))
+    assert "for step 7, not 9" in resilience.checkpoint_problem(str(tmp_path / "checkpoint-9"))
+
+
+def test_auto_takes_the_latest_complete_checkpoint(tmp_path, caplog):
+    from medtrain.config.run_config import resume_arg
+
+    assert resume_arg("auto") == "auto" and resume_arg("AUTO") == "auto" and resume_arg("latest") is True
+    out = tmp_path / "out"
+    out.mkdir()
+    with caplog.at_level(logging.INFO):
+        assert resilience.resolve_resume("auto", str(out)) is None
+    assert "No complete checkpoint" in caplog.text and "starting fresh" in caplog.text
+    with pytest.raises(ValueError, match="no complete checkpoint"):
+        resilience.resolve_resume(True, str(out))
+    sized_checkpoint(out, 2)
+    sized_checkpoint(out, 4)
+    broken = sized_checkpoint(out, 6)
+    os.remove(broken / "data_state" / "rank0.json")
+    sized_checkpoint(out, 10, complete=False)
+    (out / "checkpoint-x").mkdir()  # not a checkpoint name: ignored
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert resilience.resolve_resume("auto", str(out)) == str(out / "checkpoint-4")
+    assert f"Skipping {out / 'checkpoint-10'}" in caplog.text and "no completion marker" in caplog.text
+    assert f"Skipping {out / 'checkpoint-6'}" in caplog.text and "data_state/rank0.json is missing" in caplog.text
+    assert f"Resuming from {out / 'checkpoint-4'}" in caplog.text
+    assert resilience.resolve_resume(True, str(out)) == str(out / "checkpoint-4")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # an explicit path is used as given, with a warning if incomplete
+        assert resilience.resolve_resume(str(out / "checkpoint-6"), str(out)) == str(out / "checkpoint-6")
+    assert "although data_state/rank0.json is missing" in caplog.text
+
+
+def test_rotation_never_deletes_the_last_complete_checkpoint(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    sized_checkpoint(out, 1, complete=False)
+    sized_checkpoint(out, 2)
+    sized_checkpoint(out, 4, complete=False)  # the newest is incomplete (its save was cut short)
+    assert resilience.rotate_checkpoints(str(out), 1) == [str(out / "checkpoint-1")]
+    assert sorted(os.listdir(out)) == ["checkpoint-2", "checkpoint-4"]
+    sized_checkpoint(out, 6)
+    sized_checkpoint(out, 8, complete=False)
+    removed = resilience.rotate_checkpoints(str(out), 2)
+    assert removed == [str(out / "checkpoint-4")]  # incomplete and older than the newest complete one
+    assert sorted(os.listdir(out)) == ["checkpoint-2", "checkpoint-6", "checkpoint-8"]
+    assert resilience.rotate_checkpoints(str(out), 1, best=str(out / "checkpoint-2")) == []
+    assert resilience.rotate_checkpoints(str(out), 1) == [str(out / "checkpoint-2")]
+    assert sorted(os.listdir(out)) == ["checkpoint-6", "checkpoint-8"]
+    assert resilience.rotate_checkpoints(str(out), None) == []
+    sized_checkpoint(out, 5)  # a fresh run into a directory of older checkpoints keeps what it just wrote
+    assert resilience.rotate_checkpoints(str(out), 1, current=str(out / "checkpoint-5")) == []
