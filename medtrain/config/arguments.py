@@ -37,12 +37,13 @@ REJECTED_FLAGS = {
     "max_target_length": "use --model_max_length: one length for the whole conversation (longer ones are cut "
                          "at turn boundaries, counted in the summary)",
     "evaluation_strategy": "transformers renamed it: use --eval_strategy",
-    "warmup_ratio": "transformers 5 folded it into --warmup_steps: a value below 1 is a ratio (e.g. "
-                    "--warmup_steps 0.05)",
+    "warmup_ratio": "use --warmup_steps with the same value: below 1 it is a ratio of the steps (transformers 5 "
+                    "folded warmup_ratio into it)",
     "overwrite_output_dir": "not needed: a run writes into --output_dir whatever is there; "
                             "--resume_from_checkpoint auto continues a run, a new --output_dir starts afresh",
-    "predict_with_generate": "evaluation here reports loss and perplexity; generate with the trained model "
-                             "afterwards (merge_peft_adapter.py, then transformers or vLLM)",
+    "predict_with_generate": "evaluation here reports loss and perplexity, it does not generate: drop the flag "
+                             "and generate with the trained model afterwards (merge_peft_adapter.py, then "
+                             "transformers or vLLM)",
     "generation_max_length": "evaluation here does not generate (loss and perplexity); drop the flag",
     "generation_num_beams": "evaluation here does not generate (loss and perplexity); drop the flag",
     "generation_config": "evaluation here does not generate (loss and perplexity); drop the flag",
