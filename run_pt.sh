@@ -11,11 +11,13 @@
 # (what Slurm and Kubernetes send before killing) makes every rank finish its step and save a
 # checkpoint; the script then exits with 143 ("preempted, resume me": run the same command again).
 set -euo pipefail
-cd "$(dirname "$0")"
+# Relative paths (DATA, OUTPUT_DIR, DS_CONFIG, flags) are the caller's: this script does not change directory.
+HERE="$(cd "$(dirname "$0")" && pwd)"
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's medtrain
 
 # --- what to train --------------------------------------------------------------------------------
-MODEL=${MODEL:-}                      # e.g. Qwen/Qwen2.5-0.5B or a local path; empty: the tiny demo model
-DATA=${DATA:-data/pretrain}           # directories/files, or prepared token stores (space separated)
+MODEL=${MODEL:-}                      # e.g. Qwen/Qwen2.5-0.5B or a local path; empty (with empty DATA): the tiny demo
+DATA=${DATA:-}                        # directories/files, or prepared token stores (space separated); empty: the demo data
 OUTPUT_DIR=${OUTPUT_DIR:-outputs/pt}
 BLOCK_SIZE=${BLOCK_SIZE:-1024}
 DS_CONFIG=${DS_CONFIG:-}              # zero2.json, zero3.json, or empty for plain DDP
@@ -39,12 +41,16 @@ SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-300}  # seconds the workers get to finish t
 # ranks, but restarts are unreliable.
 RDZV_BACKEND=${RDZV_BACKEND:-c10d}
 
-args=(--train_file_dir $DATA --output_dir "$OUTPUT_DIR" --block_size "$BLOCK_SIZE" --resume_from_checkpoint "$RESUME")
+args=(--output_dir "$OUTPUT_DIR" --block_size "$BLOCK_SIZE" --resume_from_checkpoint "$RESUME")
+[ -n "$DATA" ] && args+=(--train_file_dir $DATA)
 [ -n "$MODEL" ] && args+=(--model_name_or_path "$MODEL")
-[ -n "$DS_CONFIG" ] && args+=(--deepspeed "$DS_CONFIG")
+if [ -n "$DS_CONFIG" ]; then  # the caller's file, else one shipped next to this script (zero2.json, zero3.json)
+  [ ! -e "$DS_CONFIG" ] && [ -e "$HERE/$DS_CONFIG" ] && DS_CONFIG="$HERE/$DS_CONFIG"
+  args+=(--deepspeed "$DS_CONFIG")
+fi
 
 # The launcher (medtrain/resilience.py) runs torchrun, passes SIGTERM/SIGUSR1 on to it (torchrun passes them
 # on to the workers), and exits with 143 when the workers stopped for preemption, 2 for bad input (torchrun
 # itself exits 1 for any failure).
 export NNODES NODE_RANK MASTER_ADDR MASTER_PORT NPROC_PER_NODE MAX_RESTARTS SHUTDOWN_TIMEOUT RDZV_BACKEND
-exec python -m medtrain.resilience pretraining.py "${args[@]}" "$@"
+exec python -m medtrain.resilience "$HERE/pretraining.py" "${args[@]}" "$@"

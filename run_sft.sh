@@ -10,11 +10,13 @@
 # Runs that survive (as run_pt.sh): torchrun restarts the group after a crash, resuming from the latest
 # complete checkpoint; SIGTERM/SIGUSR1 save a checkpoint and end with exit code 143 (rerun to resume).
 set -euo pipefail
-cd "$(dirname "$0")"
+# Relative paths (DATA, OUTPUT_DIR, DS_CONFIG, flags) are the caller's: this script does not change directory.
+HERE="$(cd "$(dirname "$0")" && pwd)"
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's medtrain
 
 # --- what to train --------------------------------------------------------------------------------
-MODEL=${MODEL:-}                      # e.g. Qwen/Qwen2.5-0.5B-Instruct or a local path; empty: the tiny demo model
-DATA=${DATA:-data/finetune}           # directories/files of conversations, or prepared token stores (space separated)
+MODEL=${MODEL:-}                      # e.g. Qwen/Qwen2.5-0.5B-Instruct or a local path; empty (with empty DATA): the tiny demo
+DATA=${DATA:-}                        # directories/files of conversations, or prepared token stores (space separated); empty: the demo data
 OUTPUT_DIR=${OUTPUT_DIR:-outputs/sft}
 MAX_LENGTH=${MAX_LENGTH:-2048}        # longest conversation in tokens (model_max_length); longer ones are cut at turns
 TEMPLATE=${TEMPLATE:-auto}            # auto (the tokenizer's chat_template, else vicuna), vicuna, alpaca, chatml, llama3, plain
@@ -35,10 +37,14 @@ RESUME=${RESUME:-auto}                # --resume_from_checkpoint: auto (latest c
 SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-300}  # seconds the workers get to finish their step and save after SIGTERM/SIGUSR1
 RDZV_BACKEND=${RDZV_BACKEND:-c10d}    # c10d (restarts work; NODE_RANK not used) or static (NODE_RANK fixes the ranks)
 
-args=(--train_file_dir $DATA --output_dir "$OUTPUT_DIR" --model_max_length "$MAX_LENGTH" --template_name "$TEMPLATE"
+args=(--output_dir "$OUTPUT_DIR" --model_max_length "$MAX_LENGTH" --template_name "$TEMPLATE"
       --resume_from_checkpoint "$RESUME")
+[ -n "$DATA" ] && args+=(--train_file_dir $DATA)
 [ -n "$MODEL" ] && args+=(--model_name_or_path "$MODEL")
-[ -n "$DS_CONFIG" ] && args+=(--deepspeed "$DS_CONFIG")
+if [ -n "$DS_CONFIG" ]; then  # the caller's file, else one shipped next to this script (zero2.json, zero3.json)
+  [ ! -e "$DS_CONFIG" ] && [ -e "$HERE/$DS_CONFIG" ] && DS_CONFIG="$HERE/$DS_CONFIG"
+  args+=(--deepspeed "$DS_CONFIG")
+fi
 
 export NNODES NODE_RANK MASTER_ADDR MASTER_PORT NPROC_PER_NODE MAX_RESTARTS SHUTDOWN_TIMEOUT RDZV_BACKEND
-exec python -m medtrain.resilience supervised_finetuning.py "${args[@]}" "$@"
+exec python -m medtrain.resilience "$HERE/supervised_finetuning.py" "${args[@]}" "$@"

@@ -101,6 +101,9 @@ def run(argv: Optional[list[str]] = None) -> dict:
 
         transformers.utils.logging.set_verbosity_warning()
         return inspect(prep.inspect, prep.inspect_block, data_args, model_args)
+    if data_args.dataset_name:
+        raise DataError("prepare_data.py reads files: give a saved dataset's split directory with --train_file_dir "
+                        "(e.g. --train_file_dir my_dataset/train)")
     if not data_args.train_file_dir and not data_args.mixture:
         raise DataError("prepare_data.py needs --train_file_dir or --mixture (what to tokenize)")
     from medtrain.data.token_store import prepare_store
@@ -112,8 +115,10 @@ def run(argv: Optional[list[str]] = None) -> dict:
         from medtrain.training.demo import ensure_demo_assets
 
         name = ensure_demo_assets(model_args.demo_dir)
-    encoder = TextEncoder(load_tokenizer_spec(name, data_args.add_bos_token, data_args.add_eos_token),
-                          data_args.text_field)
+    from medtrain.cli.pretrain import LinebreakTextEncoder
+
+    encoder = (LinebreakTextEncoder if data_args.keep_linebreaks else TextEncoder)(
+        load_tokenizer_spec(name, data_args.add_bos_token, data_args.add_eos_token), data_args.text_field)
     if data_args.mixture:  # every source's own store, found again by fingerprint when training
         from medtrain.data.mixture import load_mixtures
 

@@ -1,7 +1,8 @@
 """Continued pretraining: the run behind `pretraining.py`.
 
-Documents are encoded by `TextEncoder` (text + EOS, every token trained) and the shared runner does
-the rest (`runner.run_training`). With no model given, the embedded demo (a tiny Llama and tokenizer
+Documents are encoded by `TextEncoder` (text + EOS, every token trained; with --keep_linebreaks a .txt
+line keeps its line break, `LinebreakTextEncoder`) and the shared runner does the rest
+(`runner.run_training`). With no model given, the embedded demo (a tiny Llama and tokenizer
 built locally) trains on data/pretrain.
 """
 
@@ -40,10 +41,38 @@ def parse_pretraining_args(argv: Optional[list[str]] = None) -> Parsed:
     return parse_run_args((ModelArguments, DataArguments, TrainingArguments), argv)
 
 
+class LinebreakTextEncoder(TextEncoder):
+    """--keep_linebreaks true: each line of a .txt file is a document ending with its line break (then
+    EOS), as MedicalGPT reads text files (`datasets`' text loader with keep_linebreaks). JSON and
+    parquet texts are unchanged. Part of the store's fingerprint."""
+
+    @property
+    def fingerprint(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(f"{super().fingerprint}|keep_linebreaks".encode()).hexdigest()
+
+    def describe(self) -> dict:
+        return {**super().describe(), "keep_linebreaks": True}
+
+    def with_spec(self, spec) -> "LinebreakTextEncoder":
+        return LinebreakTextEncoder(spec, self.text_field)
+
+    def for_source(self, text_field):
+        return self if not text_field or text_field == self.text_field else LinebreakTextEncoder(self.spec, text_field)
+
+    def read(self, unit, skip_bad: bool = False, max_chars=None, skipped=None):
+        records = super().read(unit, skip_bad, max_chars, skipped)
+        if unit.file.fmt != "txt":
+            return records
+        return ((key, text + "\n") for key, text in records)
+
+
 def text_encoder(tokenizer, config: RunConfig) -> TextEncoder:
     data_args = config.data
     spec = load_tokenizer_spec(tokenizer.name_or_path, data_args.add_bos_token, data_args.add_eos_token, tokenizer)
-    return TextEncoder(spec, data_args.text_field)
+    cls = LinebreakTextEncoder if data_args.keep_linebreaks else TextEncoder
+    return cls(spec, data_args.text_field)
 
 
 def run(argv: Optional[list[str]] = None) -> dict:

@@ -85,6 +85,11 @@ class SftArguments(FrozenAfterResolve):
                           "template (tools=, tool_calls, role tool), or the 'default' text format with a registry "
                           f"template; or one of {', '.join(TOOL_FORMATS)} (as text, any template)."},
     )
+    train_on_inputs: bool = field(
+        default=False,
+        metadata={"help": "Train on every token of the conversation (system prompt and user turns too), not only "
+                          "the assistant replies (MedicalGPT's flag; default false, as there)."},
+    )
     preview_samples: int = field(
         default=0,
         metadata={"help": "Print the first N conversations (input order) with the trained spans marked "
@@ -107,7 +112,15 @@ class SftArguments(FrozenAfterResolve):
 
 def resolve_sft_defaults(model_args: ModelArguments, data_args: DataArguments, given: frozenset,
                          change: Callable) -> None:
-    """SFT's packing and length defaults (see the module doc), set through run_config's `change`."""
+    """SFT's packing, length and sampling defaults (see the module doc), set through run_config's `change`."""
+    if data_args.keep_linebreaks:
+        from medtrain.config.arguments import ArgumentError
+
+        raise ArgumentError("--keep_linebreaks applies to pretraining on .txt files (one document per line); SFT "
+                            "reads conversations from JSON: drop the flag")
+    if data_args.max_train_samples and data_args.max_train_samples_mode is None:
+        change(data_args, "max_train_samples_mode", "random", "SFT: --max_train_samples is a random sample of "
+               "conversations across all files, seeded (as MedicalGPT's supervised_finetuning.py)")
     if data_args.packing and "packing_strategy" not in given and not data_args.group_by_text:
         if data_args.packing_strategy != "group_by_text":
             change(data_args, "packing_strategy", "group_by_text", "--packing true packs conversations "
@@ -149,7 +162,8 @@ def conversation_encoder(tokenizer, data_args: DataArguments, sft_args: SftArgum
     way the model was trained."""
     spec = spec_from_tokenizer(tokenizer, data_args.add_bos_token, add_eos=False)
     encoder = ConversationEncoder.from_tokenizer(tokenizer, spec, sft_args.template_name, sft_args.data_format,
-                                                 sft_args.system_prompt, data_args.block_size, sft_args.tool_format)
+                                                 sft_args.system_prompt, data_args.block_size, sft_args.tool_format,
+                                                 train_on_inputs=sft_args.train_on_inputs)
     jinja = encoder.jinja_template()
     if jinja is not None:
         if getattr(tokenizer, "chat_template", None) and tokenizer.chat_template != jinja:
@@ -241,7 +255,7 @@ def preview(model_args, data_args, sft_args, out=None, output_dir: Optional[str]
 # ---------------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------------
-SFT_COUNTERS = ("truncated", "truncated_reply_cut", "dropped_no_target")
+SFT_COUNTERS = ("truncated", "truncated_reply_cut", "dropped_no_target", "dropped_trailing_question")
 
 
 def sft_counters(summary: dict) -> dict:

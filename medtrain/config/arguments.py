@@ -19,7 +19,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from medtrain.errors import DataError
+
 PACKING_STRATEGIES = ("concat", "group_by_text", "best_fit", "none")
+
+
+class ArgumentError(DataError, ValueError):
+    """A flag that cannot be used as given: the entry points print its message and exit with code 2."""
+
+
+# Flags MedicalGPT users type that have no place here, each with what to use instead. MedicalGPT parses
+# Seq2SeqTrainingArguments (its generation flags) and older transformers (renamed flags); a flag in this
+# table is an error naming the replacement, never accepted and ignored.
+REJECTED_FLAGS = {
+    "max_source_length": "use --model_max_length: one length for the whole conversation (longer ones are cut "
+                         "at turn boundaries, counted in the summary)",
+    "max_target_length": "use --model_max_length: one length for the whole conversation (longer ones are cut "
+                         "at turn boundaries, counted in the summary)",
+    "evaluation_strategy": "transformers renamed it: use --eval_strategy",
+    "warmup_ratio": "use --warmup_steps with the same value: below 1 it is a ratio of the steps (transformers 5 "
+                    "folded warmup_ratio into it)",
+    "overwrite_output_dir": "not needed: a run writes into --output_dir whatever is there; "
+                            "--resume_from_checkpoint auto continues a run, a new --output_dir starts afresh",
+    "predict_with_generate": "evaluation here reports loss and perplexity, it does not generate: drop the flag "
+                             "and generate with the trained model afterwards (merge_peft_adapter.py, then "
+                             "transformers or vLLM)",
+    "generation_max_length": "evaluation here does not generate (loss and perplexity); drop the flag",
+    "generation_num_beams": "evaluation here does not generate (loss and perplexity); drop the flag",
+    "generation_config": "evaluation here does not generate (loss and perplexity); drop the flag",
+    "sortish_sampler": "use --group_by_length true (rows of similar length in the same batch)",
+}
+
+
+def check_rejected(argv: list[str]) -> None:
+    """ArgumentError for every flag of REJECTED_FLAGS in argv, each with what to use instead."""
+    found = []
+    for a in argv:
+        name = a[2:].split("=", 1)[0].replace("-", "_") if a.startswith("--") else None
+        if name in REJECTED_FLAGS and name not in [n for n, _ in found]:
+            found.append((name, REJECTED_FLAGS[name]))
+    if found:
+        raise ArgumentError("unsupported flag(s):\n  " + "\n  ".join(f"--{n}: {why}" for n, why in found))
 
 
 class FrozenAfterResolve:
@@ -86,6 +126,56 @@ class ModelArguments(FrozenAfterResolve):
     load_in_4bit: bool = field(
         default=False, metadata={"help": "QLoRA: load the base model in 4 bits (bitsandbytes, GPU) and train LoRA."}
     )
+    qlora: bool = field(
+        default=False,
+        metadata={"help": "MedicalGPT's QLoRA switch: the same as --load_in_4bit true --use_peft true (4-bit NF4 "
+                          "with double quantization, bitsandbytes, GPU)."},
+    )
+    model_revision: str = field(
+        default="main", metadata={"help": "The model version on the hub: a branch, tag or commit id."}
+    )
+    hf_hub_token: Optional[str] = field(
+        default=None,
+        metadata={"help": "Hugging Face hub token, for private or gated models and datasets (never written to "
+                          "run_config.json; give it again on a rerun, or use HF_TOKEN)."},
+    )
+    use_fast_tokenizer: bool = field(
+        default=True,
+        metadata={"help": "medtrain reads fast tokenizers (tokenizer.json) only; false is an error. (MedicalGPT's "
+                          "default is false, the slow tokenizer where a model has one.)"},
+    )
+    device_map: Optional[str] = field(
+        default=None,
+        metadata={"help": "Where a single process puts the model: auto (spread over the visible GPUs, model "
+                          "parallel), cpu, cuda:0, ... Under torchrun or DeepSpeed each rank holds its own copy and "
+                          "device_map is not used (a note in run_config.json says so), as in MedicalGPT."},
+    )
+    rope_scaling: Optional[str] = field(
+        default=None,
+        metadata={"help": "Scaled rotary position embeddings, to train beyond the model's max_position_embeddings: "
+                          "linear, dynamic (NTK) or yarn. The factor is ceil(model_max_length / "
+                          "max_position_embeddings), set in the model config (saved with the model).",
+                  "choices": ["linear", "dynamic", "yarn"]},
+    )
+    flash_attn: bool = field(
+        default=False,
+        metadata={"help": "FlashAttention-2 (--attn_implementation flash_attention_2) where the flash_attn package "
+                          "is installed and a GPU is present; elsewhere a warning and sdpa, as in MedicalGPT."},
+    )
+    shift_attn: bool = field(
+        default=False,
+        metadata={"help": "LongLoRA's shifted sparse attention (S^2-Attn): not supported (an error when true)."},
+    )
+    neft_alpha: float = field(
+        default=0.0,
+        metadata={"help": "NEFTune: noise on the input embeddings while training, with this alpha (e.g. 5); 0: off. "
+                          "The same as the Trainer's --neftune_noise_alpha."},
+    )
+    model_type: Optional[str] = field(
+        default=None,
+        metadata={"help": "Older MedicalGPT scripts' model family (llama, bloom, ...): accepted and unnecessary, the "
+                          "architecture is read from the model's config.json (a note in run_config.json)."},
+    )
 
     def __post_init__(self):
         problems = []
@@ -93,12 +183,24 @@ class ModelArguments(FrozenAfterResolve):
             problems.append(f"--torch_dtype must be auto, bfloat16, float16 or float32, not {self.torch_dtype!r}")
         if self.load_in_8bit and self.load_in_4bit:
             problems.append("choose one of --load_in_8bit and --load_in_4bit")
-        if (self.load_in_8bit or self.load_in_4bit) and not self.use_peft:
+        if self.qlora and self.load_in_8bit:
+            problems.append("--qlora loads the model in 4 bits: drop --load_in_8bit")
+        if self.shift_attn:
+            problems.append("--shift_attn (LongLoRA's S^2-Attn) is not supported: for long contexts use "
+                            "--rope_scaling linear|dynamic|yarn with --model_max_length, and --flash_attn true "
+                            "(or --gradient_checkpointing true) to fit the memory")
+        if not self.use_fast_tokenizer:
+            problems.append("--use_fast_tokenizer false: medtrain reads fast tokenizers (tokenizer.json) only; drop "
+                            "the flag (a model without tokenizer.json: convert it once with "
+                            "AutoTokenizer.from_pretrained(path).save_pretrained(path))")
+        if self.neft_alpha < 0:
+            problems.append(f"--neft_alpha must be >= 0, got {self.neft_alpha}")
+        if (self.load_in_8bit or self.load_in_4bit) and not (self.use_peft or self.qlora):
             problems.append("--load_in_8bit/--load_in_4bit train a LoRA adapter on a quantized model: add --use_peft")
         if self.lora_rank < 1:
             problems.append(f"--lora_rank must be at least 1, got {self.lora_rank}")
         if problems:
-            raise ValueError("Invalid model arguments:\n  " + "\n  ".join(problems))
+            raise ArgumentError("Invalid model arguments:\n  " + "\n  ".join(problems))
 
 
 @dataclass
@@ -181,8 +283,39 @@ class DataArguments(FrozenAfterResolve):
                           "this rank).",
                   "aliases": ["--preprocessing_num_workers"]},
     )
+    dataset_name: Optional[str] = field(
+        default=None,
+        metadata={"help": "A dataset of the HuggingFace hub (downloaded once with `datasets`, into --cache_dir) or "
+                          "a local dataset directory (saved with save_to_disk), instead of --train_file_dir. Its "
+                          "train split is trained on, its validation split (if any) evaluated on; both are read "
+                          "through the same pipeline as files (token store or --streaming)."},
+    )
+    dataset_config_name: Optional[str] = field(
+        default=None, metadata={"help": "The configuration (subset) of --dataset_name, e.g. pretrain or finetune."}
+    )
+    keep_linebreaks: bool = field(
+        default=False,
+        metadata={"help": "Pretraining on .txt files (one document per line): keep each line's line break at the "
+                          "end of its document (before EOS). Default false here; MedicalGPT's default is true."},
+    )
+    ignore_pad_token_for_loss: bool = field(
+        default=True,
+        metadata={"help": "Padding is never trained (labels -100), as MedicalGPT's default true; false is an error "
+                          "(it trained the prompt positions to predict the pad token). To train on the prompts use "
+                          "--train_on_inputs true."},
+    )
     max_train_samples: Optional[int] = field(
-        default=None, metadata={"help": "Train on at most this many blocks (per epoch), for debugging or quick runs."}
+        default=None,
+        metadata={"help": "Train on at most this many rows (blocks; for SFT, conversations): see "
+                          "--max_train_samples_mode. For debugging or quick runs."},
+    )
+    max_train_samples_mode: Optional[str] = field(
+        default=None,
+        metadata={"help": "Which rows --max_train_samples keeps: first (the first N in file order; pretraining's "
+                          "default, as MedicalGPT's pretraining.py) or random (a random sample across all files, "
+                          "seeded by --data_seed/--seed; SFT's default, as MedicalGPT's supervised_finetuning.py). "
+                          "With --streaming: the first N rows of the (shuffled) stream.",
+                  "choices": ["first", "random"]},
     )
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Evaluate on at most this many blocks."})
     cache_dir: Optional[str] = field(
@@ -235,6 +368,13 @@ class DataArguments(FrozenAfterResolve):
                             f"got {self.validation_split_percentage}")
         if self.num_proc is not None and self.num_proc < 1:
             problems.append(f"--num_proc must be at least 1, got {self.num_proc}")
+        if not self.ignore_pad_token_for_loss:
+            problems.append("--ignore_pad_token_for_loss false is not supported: padding is never trained here. To "
+                            "train on the prompts as well as the replies use --train_on_inputs true")
+        if self.dataset_name and (self.train_file_dir or self.mixture):
+            problems.append("give one of --dataset_name, --train_file_dir and --mixture")
+        if self.dataset_config_name and not self.dataset_name:
+            problems.append("--dataset_config_name names a configuration of --dataset_name: give --dataset_name too")
         if self.shuffle_buffer_size < 0:
             problems.append(f"--shuffle_buffer_size must be >= 0, got {self.shuffle_buffer_size}")
         chosen = {}
@@ -249,7 +389,7 @@ class DataArguments(FrozenAfterResolve):
         if len(set(chosen.values())) > 1:
             problems.append("conflicting packing flags: " + ", ".join(f"{k} ({v})" for k, v in chosen.items()))
         if problems:
-            raise ValueError("Invalid data arguments:\n  " + "\n  ".join(problems))
+            raise ArgumentError("Invalid data arguments:\n  " + "\n  ".join(problems))
         self.packing_strategy = next(iter(chosen.values()), "concat")
 
 
@@ -336,6 +476,7 @@ def parse_args(dataclass_types, argv: Optional[list[str]] = None):
     from transformers import HfArgumentParser
 
     argv = expand_config_file(list(sys.argv[1:] if argv is None else argv))
+    check_rejected(argv)
     parser = HfArgumentParser(dataclass_types)
     # by name: importing TrainingArguments loads torch, which prepare_data.py does not need
     if any(any(c.__name__ == "TrainingArguments" for c in t.__mro__) for t in dataclass_types):

@@ -16,7 +16,16 @@ Formats (`--data_format auto` detects each file's format from its first record):
 
 A conversation is an optional system prompt, then a user message, then assistant replies answering
 users or tool results: user and assistant alternate (user first), an assistant reply with tool calls
-is followed by one tool result per call or more, the last message is the assistant's. Reasoning is a
+is followed by one tool result per call or more, the last message is the assistant's. A conversation
+that ends with a user message after complete turns (as MedicalGPT's data has some) trains those turns:
+the trailing question is dropped and counted (`Conversation.dropped_question`, the encoder's
+`dropped_trailing_question`). The system prompt is a system message at the start, else the record's
+`system` field, else its `system_prompt` field (MedicalGPT's name):
+
+    {"system_prompt": "You are a doctor.", "conversations": [{"from": "human", "value": "Fever?"},
+     {"from": "gpt", "value": "Rest."}, {"from": "human", "value": "And then?"}]}
+    -> Conversation(system="You are a doctor.", messages=[user "Fever?", assistant "Rest."],
+                    dropped_question=True) Reasoning is a
 reply's `reasoning_content` (or `reasoning`), or `<think>...</think>` at the start of its text:
 
     {"from": "gpt", "value": "<think>\\nlow salt helps\\n</think>\\n\\nEat less salt."}
@@ -54,6 +63,7 @@ class Conversation(NamedTuple):
     system: Optional[str]
     messages: list          # HF chat messages without the system one: user / assistant / tool dicts
     tools: Optional[list] = None
+    dropped_question: bool = False   # it ended with a user message without a reply, which was dropped
 
     @property
     def chars(self) -> int:
@@ -211,16 +221,26 @@ def _conversation(items: list, system: Optional[str], tools: Optional[list] = No
             raise BadRecord("empty_reply" if role == ASSISTANT else "empty_message",
                             f"{label} is empty" + (" (an empty assistant reply)" if role == ASSISTANT else ""))
         messages.append(msg)
+    dropped = False
+    if messages[-1]["role"] == USER and len(messages) > 1:
+        messages, dropped = messages[:-1], True   # its complete turns are trained; the question is counted
     if messages[-1]["role"] != ASSISTANT:
         raise BadRecord("no_reply", "the conversation ends with a user message that has no assistant reply"
                         if messages[-1]["role"] == USER else "the conversation ends with a tool result that has no "
                         "assistant reply")
-    return Conversation(system or None, messages, tools)
+    return Conversation(system or None, messages, tools, dropped)
 
 
 def _optional_text(obj: dict, name: str) -> Optional[str]:
     value = obj.get(name)
     return None if value is None else _text(value, repr(name))
+
+
+def _record_system(obj: dict) -> Optional[str]:
+    """The record-level system prompt: its "system" field, else "system_prompt" (MedicalGPT's name). A
+    system message inside the conversation takes precedence over both."""
+    system = _optional_text(obj, "system")
+    return system if system is not None and system.strip() else _optional_text(obj, "system_prompt")
 
 
 def parse_record(obj: dict, fmt: str) -> Conversation:
@@ -230,7 +250,7 @@ def parse_record(obj: dict, fmt: str) -> Conversation:
         if field not in obj:
             raise BadRecord("missing_field", f"missing field {field!r} (this file is {fmt}; fields: "
                             f"{', '.join(list(obj)[:8])})")
-        return _conversation(_raw_messages(obj[field], fmt), _optional_text(obj, "system"), _tools(obj))
+        return _conversation(_raw_messages(obj[field], fmt), _record_system(obj), _tools(obj))
     if fmt == "alpaca":
         for name in ("instruction", "output"):
             if obj.get(name) is None:
@@ -253,7 +273,7 @@ def parse_record(obj: dict, fmt: str) -> Conversation:
             if reasoning is not None:
                 reply.update(raw=a, content=answer, reasoning_content=reasoning)
             items.append((ASSISTANT, reply, al, False))
-        return _conversation(items, _optional_text(obj, "system"))
+        return _conversation(items, _record_system(obj))
     raise ValueError(f"unknown data format {fmt!r}")
 
 

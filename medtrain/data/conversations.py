@@ -27,7 +27,9 @@ there (and dropped from the ids) makes the prompt end where the inference prompt
 A conversation longer than `max_length` tokens keeps as many whole turns from the start as fit
 (counted as `truncated`); when not even the first turn fits, that turn is cut at `max_length`
 (counted as `truncated` and `truncated_reply_cut` when the cut falls in the reply); a conversation
-left without any trained token is dropped (counted as `dropped_no_target`).
+left without any trained token is dropped (counted as `dropped_no_target`). With `train_on_inputs`
+every token is trained (prompts and system prompt too). A conversation ending with an unanswered user
+message is trained without it (counted as `dropped_trailing_question`, see `chat_records`).
 
 Tools: with the tokenizer's template and no `--tool_format`, tool definitions, calls and results are
 given to the template (`tools=`, `tool_calls`, `role: tool`) and rendered its way; with a registry
@@ -59,7 +61,7 @@ from medtrain.data.tokenization import TokenizerSpec
 
 logger = logging.getLogger(__name__)
 
-COUNTERS = ("truncated", "truncated_reply_cut", "dropped_no_target")
+COUNTERS = ("truncated", "truncated_reply_cut", "dropped_no_target", "dropped_trailing_question")
 SPLIT = "\U000F0002"        # the token inserted at each reply start (then dropped): see the module doc
 _SPLIT_TOKENIZERS: dict = {}  # spec fingerprint -> (tokenizers.Tokenizer with SPLIT added, SPLIT's id)
 
@@ -174,7 +176,7 @@ class ConversationEncoder:
                  chat_template: Optional[str] = None, special_tokens: Optional[dict] = None,
                  data_format: str = "auto", system_prompt: Optional[str] = None, max_length: int = 2048,
                  stop_tokens=(), tool_format: Optional[str] = None, template_kwargs: Optional[dict] = None,
-                 template_source: str = "the tokenizer's chat_template"):
+                 template_source: str = "the tokenizer's chat_template", train_on_inputs: bool = False):
         if (template is None) == (chat_template is None):
             raise ValueError("give exactly one of a registry template and a tokenizer chat_template")
         if data_format not in ("auto",) + FORMATS:
@@ -191,6 +193,7 @@ class ConversationEncoder:
         self.system_prompt = system_prompt
         self.max_length = max_length
         self.tool_format = tool_format
+        self.train_on_inputs = train_on_inputs   # every token trained, prompts too (MedicalGPT's flag)
         self._tok = None
         self._formats: dict = {}
         self._counts = dict.fromkeys(COUNTERS, 0)
@@ -198,7 +201,8 @@ class ConversationEncoder:
     @classmethod
     def from_tokenizer(cls, tokenizer, spec: TokenizerSpec, template_name: Optional[str] = "auto",
                        data_format: str = "auto", system_prompt: Optional[str] = None,
-                       max_length: int = 2048, tool_format: Optional[str] = None) -> "ConversationEncoder":
+                       max_length: int = 2048, tool_format: Optional[str] = None,
+                       train_on_inputs: bool = False) -> "ConversationEncoder":
         """The encoder for a HF tokenizer: its own chat_template when it has one and template_name is
         auto (or 'tokenizer', or a registry name that prefers the model's own template), else the
         registry template (vicuna when auto and the tokenizer has none)."""
@@ -220,14 +224,15 @@ class ConversationEncoder:
             source = f"the chat_template of {getattr(tokenizer, 'name_or_path', '') or 'the tokenizer'}"
             return cls(spec, chat_template=own, special_tokens=special, data_format=data_format,
                        system_prompt=system_prompt, max_length=max_length, stop_tokens=special_tokens_of(tokenizer),
-                       tool_format=tool_format, template_kwargs=kwargs, template_source=source)
+                       tool_format=tool_format, template_kwargs=kwargs, template_source=source,
+                       train_on_inputs=train_on_inputs)
         if name == "auto":
             name = "vicuna"
             logger.info("The tokenizer has no chat_template: using the vicuna template (choose one with "
                         "--template_name)")
         template = get_template(name).bind(tokenizer.eos_token, tokenizer.bos_token)
         return cls(spec, template=template, data_format=data_format, system_prompt=system_prompt,
-                   max_length=max_length, tool_format=tool_format)
+                   max_length=max_length, tool_format=tool_format, train_on_inputs=train_on_inputs)
 
     # -- description ------------------------------------------------------------------------------
     @property
@@ -267,7 +272,7 @@ class ConversationEncoder:
 
     @property
     def fingerprint(self) -> str:
-        payload = {"kind": "sft", "version": 2, "tokenizer": self.spec.fingerprint,
+        payload = {"kind": "sft", "version": 3, "tokenizer": self.spec.fingerprint,
                    "template": asdict(self.template) if self.template is not None else None,
                    "chat_template": self.jinja.chat_template if self.jinja is not None else None,
                    "special_tokens": self.jinja.special_tokens if self.jinja is not None else None,
@@ -276,6 +281,8 @@ class ConversationEncoder:
                    "tool_format": self.tool_format,
                    "data_format": self.data_format, "system_prompt": self.system_prompt,
                    "max_length": self.max_length, "add_bos": self.spec.add_bos}
+        if self.train_on_inputs:
+            payload["train_on_inputs"] = True
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
     def describe(self) -> dict:
@@ -332,6 +339,8 @@ class ConversationEncoder:
                     self._formats[f.path] = fmt
                     logger.debug("%s: %s format", f.path, fmt)
                 conv = parse_record(obj, fmt)
+                if conv.dropped_question:
+                    self._counts["dropped_trailing_question"] += 1
                 if max_chars is not None and conv.chars > max_chars:
                     raise BadRecord("too_long", f"conversation of {conv.chars:,} characters is over "
                                     f"--max_document_chars {max_chars:,}")
@@ -426,6 +435,8 @@ class ConversationEncoder:
                     ends.append(int(where[-1]) + 1 + len(bos))
             ids = np.concatenate([np.asarray(bos, dtype=np.int64), ids])
             mask = np.concatenate([np.zeros(len(bos), dtype=np.uint8), trained.astype(np.uint8)])
+            if self.train_on_inputs:
+                mask[:] = 1
             out.append(self._fit(ids, mask, ends))
         return out
 

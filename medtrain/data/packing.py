@@ -85,6 +85,20 @@ class BlockIndex:
         return BlockIndex(self.piece_doc[:end], self.piece_start[:end], self.piece_len[:end],
                           self.block_ptr[: n + 1], self.block_size, self.strategy, self.dropped_tokens)
 
+    def sample(self, n: int, seed: int) -> "BlockIndex":
+        """n blocks drawn at random from all of them, without replacement, seeded, kept in their order
+        (for --max_train_samples_mode random: a sample across all files, the same for every rank)."""
+        if n >= self.n_blocks:
+            return self
+        chosen = np.sort(np.random.default_rng(seed).choice(self.n_blocks, size=n, replace=False))
+        starts, ends = self.block_ptr[chosen], self.block_ptr[chosen + 1]
+        lengths = ends - starts
+        take = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist())]) if n else \
+            np.zeros(0, dtype=np.int64)
+        ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return BlockIndex(self.piece_doc[take], self.piece_start[take], self.piece_len[take], ptr, self.block_size,
+                          self.strategy, self.dropped_tokens)
+
     def save(self, path: str) -> None:
         np.savez(path, piece_doc=self.piece_doc, piece_start=self.piece_start, piece_len=self.piece_len,
                  block_ptr=self.block_ptr, meta=np.array([self.block_size, self.dropped_tokens]),

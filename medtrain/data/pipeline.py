@@ -125,7 +125,8 @@ class StorePath:
             raise DataError(f"{src.origin}: no training block: the corpus has {info['tokens']} tokens for block_size "
                             f"{a.block_size} (keep the last partial block with --keep_last_block true)")
         if single and a.max_train_samples:  # a mixture caps its blended order instead
-            index = index.select(a.max_train_samples)
+            index = (index.sample(a.max_train_samples, self.seed) if a.max_train_samples_mode == "random"
+                     else index.select(a.max_train_samples))
         summary = {**info, **index.stats()}
         if single and a.packing_strategy != "concat":  # what document-aware packing costs or saves
             base = corpus.blocks(a.block_size, "concat", a.keep_last_block, self.split, self.holdout).stats()

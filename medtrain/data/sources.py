@@ -53,7 +53,7 @@ class SourceFile:
     relpath: str       # path relative to the root it was found under (stable across machines)
     size: int
     mtime_ns: int
-    fmt: str           # txt | jsonl | json | parquet
+    fmt: str           # txt | jsonl | json | parquet | arrow (the shards of a saved `datasets` dataset)
     compression: Optional[str] = None
 
     @property
@@ -217,7 +217,10 @@ def scan_inputs(paths, what: str = "--train_file_dir", skip_bad: bool = False,
         except OSError as e:
             cannot_read(root, "path", e)
             continue
-        if not stat.S_ISDIR(st.st_mode):
+        shards = dataset_shards(root) if stat.S_ISDIR(st.st_mode) else None
+        if shards is not None:  # a saved `datasets` dataset (save_to_disk): its Arrow shards, in order
+            candidates = [(p, os.path.relpath(p, root), os.stat(p)) for p in shards if readable(p)]
+        elif not stat.S_ISDIR(st.st_mode):
             kind = _classify(root)
             if kind is None or not stat.S_ISREG(st.st_mode):
                 raise DataError(f"{what}: unsupported file type: {raw} (expected one of {', '.join(SUFFIXES)})")
@@ -237,7 +240,7 @@ def scan_inputs(paths, what: str = "--train_file_dir", skip_bad: bool = False,
                 logger.warning("%s: %s is already among the inputs; reading it once", what, full)
                 continue
             seen.add(real)
-            fmt, comp = _classify(full)
+            fmt, comp = ("arrow", None) if shards is not None else _classify(full)
             scan.files.append(SourceFile(full, rel.replace(os.sep, "/"), st.st_size, st.st_mtime_ns, fmt, comp))
     if scan.unsupported:
         names = ", ".join(scan.unsupported[:UNSUPPORTED_EXAMPLES])
@@ -250,6 +253,88 @@ def scan_inputs(paths, what: str = "--train_file_dir", skip_bad: bool = False,
     if not scan.files and scan.unreadable:
         raise DataError(f"{what}: no readable data file (skipped as unreadable: {', '.join(scan.unreadable[:5])})")
     return scan
+
+
+DATASET_STATE = "state.json"   # what `datasets.Dataset.save_to_disk` writes next to its Arrow shards
+
+
+def dataset_shards(path: str) -> Optional[list]:
+    """The Arrow shard files of a dataset saved with `datasets.Dataset.save_to_disk` (a directory with
+    state.json listing `_data_files`), in order; None when `path` is not one. A DatasetDict directory
+    (dataset_dict.json) holds one such directory per split: see `dataset_splits`."""
+    state = os.path.join(path, DATASET_STATE)
+    if not os.path.isfile(state):
+        return None
+    try:
+        with open(state, encoding="utf-8") as fh:
+            files = json.load(fh).get("_data_files")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(files, list) or not all(isinstance(f, dict) and "filename" in f for f in files):
+        return None
+    return [os.path.join(path, f["filename"]) for f in files]
+
+
+def dataset_splits(path: str, what: str = "--dataset_name") -> dict:
+    """{split name: directory} of a local dataset directory: a DatasetDict saved with save_to_disk
+    (dataset_dict.json lists the splits), or a single saved Dataset (its split is "train").
+
+        my_dataset/dataset_dict.json  {"splits": ["train", "validation"]}
+        my_dataset/train/state.json, data-00000-of-00001.arrow, ...   -> {"train": ".../train",
+        my_dataset/validation/...                                          "validation": ".../validation"}
+    """
+    if dataset_shards(path) is not None:
+        return {"train": path}
+    index = os.path.join(path, "dataset_dict.json")
+    if not os.path.isfile(index):
+        raise DataError(f"{what}: {path} is not a saved dataset directory (no dataset_dict.json or state.json; "
+                        "write one with datasets' save_to_disk, or give its files with --train_file_dir)")
+    with open(index, encoding="utf-8") as fh:
+        splits = json.load(fh).get("splits") or []
+    out = {name: os.path.join(path, name) for name in splits if dataset_shards(os.path.join(path, name))}
+    if "train" not in out:
+        raise DataError(f"{what}: {path} has no train split (splits: {', '.join(splits) or 'none'})")
+    return out
+
+
+def hub_dataset_dir(name: str, config: Optional[str], cache_dir: str, token: Optional[str] = None,
+                    revision: Optional[str] = None, timeout_s: float = 7200.0) -> str:
+    """A dataset of the HuggingFace hub as a local dataset directory (`dataset_splits` reads it):
+    downloaded with `datasets.load_dataset` (its own cache under cache_dir/hf_datasets) and saved with
+    save_to_disk into cache_dir/datasets/<name>[--<config>], once: the first local rank of each node
+    writes it (into a temporary directory, renamed when complete), the others wait for it."""
+    import re
+    import time
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "--", name + (f"--{config}" if config else ""))
+    out = os.path.join(cache_dir, "datasets", safe)
+    if os.path.isdir(out):
+        return out
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        import datasets
+
+        logger.info("--dataset_name %s%s: downloading with datasets.load_dataset, saving to %s", name,
+                    f" ({config})" if config else "", out)
+        try:
+            loaded = datasets.load_dataset(name, config, cache_dir=os.path.join(cache_dir, "hf_datasets"),
+                                           token=token, revision=revision)
+        except Exception as e:
+            raise DataError(f"--dataset_name {name}: cannot load it from the hub ({type(e).__name__}: {e})") from None
+        tmp = f"{out}.tmp.{os.getpid()}"
+        loaded.save_to_disk(tmp)
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another node wrote it first (shared filesystem)
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out
+    deadline = time.time() + timeout_s
+    while not os.path.isdir(out):
+        if time.time() > deadline:
+            raise DataError(f"--dataset_name {name}: waited {timeout_s:.0f} s for local rank 0 to save it to {out}")
+        time.sleep(1.0)
+    return out
 
 
 def _walk(root, folder, ancestors, visited, candidates, unsupported, cannot_read, readable) -> None:
@@ -412,7 +497,7 @@ def file_problem(f: SourceFile) -> Optional[tuple[str, str]]:
     `.gz`/`.zst` that is not gzip/zstd (`bad_compression`), text that is not UTF-8 (`not_utf8_file`).
     None when it looks right (other damage is found while reading it). Parquet files are not checked
     here (pyarrow names a bad one)."""
-    if f.fmt == "parquet":
+    if f.fmt in ("parquet", "arrow"):
         return None
     with open(f.path, "rb") as fh:
         magic = fh.read(4)
@@ -555,7 +640,7 @@ class RecordReader:
         try:
             if not self._check_file():
                 return
-            if f.fmt == "parquet":
+            if f.fmt in ("parquet", "arrow"):
                 yield from self._parquet()
             elif f.fmt == "json" and self._is_json_array():
                 yield from self._json_array()
@@ -660,16 +745,26 @@ class RecordReader:
         import pyarrow.parquet as pq
 
         f = self.unit.file
+        whole = self.text_field is None  # whole rows, as dicts of their columns
         try:
-            pf = pq.ParquetFile(f.path)
+            if f.fmt == "arrow":  # an Arrow stream shard of a saved `datasets` dataset
+                import pyarrow as pa
+
+                stream = pa.ipc.open_stream(pa.memory_map(f.path))
+                names = stream.schema.names
+                batches = (b if whole else b.select([self.text_field]) for b in stream
+                           if whole or self.text_field in names)
+            else:
+                pf = pq.ParquetFile(f.path)
+                names = pf.schema_arrow.names
+                batches = pf.iter_batches(batch_size=4096, columns=None if whole else [self.text_field])
         except Exception as e:
-            raise DataError(f"{f.path}: not a readable parquet file ({e})") from None
-        if self.text_field is not None and self.text_field not in pf.schema_arrow.names:
-            raise DataError(f"{f.path}: no column {self.text_field!r} (columns: {', '.join(pf.schema_arrow.names)}; "
+            raise DataError(f"{f.path}: not a readable {f.fmt} file ({e})") from None
+        if self.text_field is not None and self.text_field not in names:
+            raise DataError(f"{f.path}: no column {self.text_field!r} (columns: {', '.join(names)}; "
                             "set --text_field)")
         row = 0
-        whole = self.text_field is None  # whole rows, as dicts of their columns
-        for batch in pf.iter_batches(batch_size=4096, columns=None if whole else [self.text_field]):
+        for batch in batches:
             if self.unit.skip_before is not None and row + batch.num_rows <= self.unit.skip_before:
                 row += batch.num_rows
                 continue

@@ -3,13 +3,16 @@
 dtype `auto`: bfloat16 on GPUs that support it, float32 otherwise (CPU). attn_implementation
 `auto`: flash_attention_2 when the package is installed and a GPU is present (it honours packed
 position_ids through varlen kernels), else sdpa. The embedding matrix is resized when the tokenizer
-has more tokens than the model.
+has more tokens than the model. MedicalGPT's model flags are honoured here: --model_revision,
+--hf_hub_token and --cache_dir on every download, --rope_scaling (`scale_rope`), --device_map for a
+single process.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 
 import torch
 
@@ -34,11 +37,24 @@ def resolve_attn_implementation(name: str) -> str:
     return "sdpa"
 
 
-def load_tokenizer(model_args):
+def hub_kwargs(model_args, cache_dir: str | None = None) -> dict:
+    """What every from_pretrained call gets: --model_revision, --hf_hub_token, --trust_remote_code, and
+    --cache_dir (where downloads go, as in MedicalGPT; token stores live in their own subdirectory)."""
+    kwargs = {"trust_remote_code": model_args.trust_remote_code}
+    if getattr(model_args, "model_revision", "main") not in (None, "main"):
+        kwargs["revision"] = model_args.model_revision
+    if getattr(model_args, "hf_hub_token", None):
+        kwargs["token"] = model_args.hf_hub_token
+    if cache_dir:
+        kwargs["cache_dir"] = cache_dir
+    return kwargs
+
+
+def load_tokenizer(model_args, cache_dir: str | None = None):
     from transformers import AutoTokenizer
 
     name = model_args.tokenizer_name_or_path or model_args.model_name_or_path
-    tok = AutoTokenizer.from_pretrained(name, trust_remote_code=model_args.trust_remote_code)
+    tok = AutoTokenizer.from_pretrained(name, **hub_kwargs(model_args, cache_dir))
     if not getattr(tok, "is_fast", False) and getattr(tok, "backend_tokenizer", None) is None:
         raise ValueError(f"{name}: medtrain needs a fast tokenizer (tokenizer.json)")
     if model_args.model_max_length:
@@ -66,20 +82,65 @@ def quantization_config(model_args, dtype):
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
-def load_model(model_args, tokenizer, extra_kwargs: dict | None = None, gradient_checkpointing: bool = False):
-    from transformers import AutoModelForCausalLM
+def scale_rope(config, kind: str, max_length: int | None):
+    """--rope_scaling: set `kind` (linear, dynamic, yarn) in the model config with the factor
+    ceil(max_length / max_position_embeddings) (1 when the model is long enough, with a warning), and
+    raise max_position_embeddings to match. Returns the config; an error for a model without RoPE.
+
+    Example: max_position_embeddings 2048, --model_max_length 5000, linear -> factor 3.0,
+    rope_parameters {"rope_type": "linear", "factor": 3.0, "original_max_position_embeddings": 2048, ...},
+    max_position_embeddings 6144."""
+    params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
+    if params is None and getattr(config, "rope_theta", None) is None:
+        raise ValueError(f"--rope_scaling {kind}: this model ({getattr(config, 'model_type', '?')}) has no rotary "
+                         "position embeddings to scale; drop the flag")
+    original = getattr(config, "max_position_embeddings", None)
+    if not original:
+        raise ValueError(f"--rope_scaling {kind}: the model config has no max_position_embeddings to scale from")
+    if max_length and max_length > original:
+        factor = float(math.ceil(max_length / original))
+    else:
+        logger.warning("--rope_scaling %s: the sequence length (%s) is within the model's max_position_embeddings "
+                       "(%d): factor 1.0 (raise --model_max_length to use a longer context)", kind, max_length, original)
+        factor = 1.0
+    if kind == "dynamic":
+        logger.warning("--rope_scaling dynamic: dynamic NTK scaling may not work well with fine-tuning "
+                       "(transformers PR 24653); linear or yarn are the usual choices")
+    params = dict(params or {"rope_theta": config.rope_theta})
+    params.update(rope_type=kind, factor=factor, original_max_position_embeddings=original)
+    params.pop("type", None)
+    if hasattr(config, "rope_parameters"):
+        config.rope_parameters = params
+    else:  # transformers before 5
+        config.rope_scaling = params
+    config.max_position_embeddings = int(original * factor)
+    logger.info("RoPE scaling %s with factor %.1f: max_position_embeddings %d -> %d", kind, factor, original,
+                config.max_position_embeddings)
+    return config
+
+
+def load_model(model_args, tokenizer, extra_kwargs: dict | None = None, gradient_checkpointing: bool = False,
+               cache_dir: str | None = None, max_length: int | None = None):
+    """The model of --model_name_or_path, as the arguments say (dtype, attention, quantization, RoPE
+    scaling, device_map, LoRA). `max_length`: the longest sequence trained (for --rope_scaling)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     dtype = resolve_dtype(model_args.torch_dtype)
     attn = resolve_attn_implementation(model_args.attn_implementation)
     kwargs = dict(extra_kwargs or {})
+    hub = hub_kwargs(model_args, cache_dir)
     qconfig = quantization_config(model_args, dtype)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
+    if getattr(model_args, "rope_scaling", None):
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub)
+        kwargs["config"] = scale_rope(config, model_args.rope_scaling, max_length or model_args.model_max_length)
+    if getattr(model_args, "device_map", None):
+        kwargs["device_map"] = model_args.device_map
     logger.info("Loading %s (dtype %s, attention %s%s)", model_args.model_name_or_path, dtype, attn,
                 ", quantized" if qconfig else "")
     model = AutoModelForCausalLM.from_pretrained(
-        model_args.model_name_or_path, dtype=dtype, attn_implementation=attn,
-        trust_remote_code=model_args.trust_remote_code, **kwargs)
+        model_args.model_name_or_path, dtype=dtype, attn_implementation=attn, **hub, **kwargs)
     vocab = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > vocab:
         logger.info("Resizing token embeddings from %d to %d (the tokenizer grew)", vocab, len(tokenizer))

@@ -1,5 +1,5 @@
-"""Monitoring: peak memory, the run summary (log + JSON in output_dir), and the Trainer callback that
-fills it."""
+"""Monitoring: peak memory, the run summary (log + JSON in output_dir), the Trainer callback that
+fills it, and the loss plot (training_loss.png in output_dir, `plot_losses`)."""
 
 from __future__ import annotations
 
@@ -146,3 +146,44 @@ class MemoryGuardCallback(TrainerCallback):
                 logger.warning("memory above %.0f%%: %s. Freed what could be freed; if it keeps growing, lower "
                                "%s", 100 * self.guard.threshold, self.guard.numbers(), self.guard.KNOBS)
                 self.warned = True
+
+
+LOSS_PLOT = "training_loss.png"
+
+
+def loss_series(log_history: list) -> tuple[list, list]:
+    """([(step, training loss)], [(step, eval loss)]) from the Trainer's log history."""
+    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h and "step" in h]
+    return train, evals
+
+
+def plot_losses(log_history: list, output_dir: str) -> str | None:
+    """Write output_dir/training_loss.png: the logged training loss by step, and the evaluation loss
+    when the run evaluated (as LLaMA-Factory's --plot_loss). Returns its path, or None when nothing
+    was logged (e.g. an evaluation-only run). Uses matplotlib's object API (no pyplot: no global
+    state, safe in worker processes)."""
+    train, evals = loss_series(log_history)
+    if not train:
+        logger.info("No training loss was logged: no %s", LOSS_PLOT)
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([s for s, _ in train], [v for _, v in train], label="training loss", color="tab:blue")
+    if evals:
+        ax.plot([s for s, _ in evals], [v for _, v in evals], "o-", label="eval loss", color="tab:orange")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(f"loss ({os.path.basename(os.path.normpath(output_dir))})")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, LOSS_PLOT)
+    fig.savefig(path, dpi=100)
+    logger.info("Loss plot written to %s", path)
+    return path

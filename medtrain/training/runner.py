@@ -1,5 +1,6 @@
 """The training run shared by pretraining and SFT: setup, the resolved configuration (logged and saved),
-data, model, Trainer, train, evaluate, save, summary. Each entry point only chooses its argument
+data, model, Trainer, train (--do_train), evaluate (--do_eval, see `final_evaluation`), save, the loss
+plot (training_loss.png) and the summary. Each entry point only chooses its argument
 classes, its encoder and its defaults.
 
     def make_encoder(tokenizer, config) -> encoder      # TextEncoder for PT, a chat encoder for SFT
@@ -30,7 +31,8 @@ from medtrain.runtime.distributed import (DistInfo, ensure_launcher_env, finish,
                                           setup_logging)
 from medtrain.training.demo import ensure_demo_assets
 from medtrain.training.modeling import load_model, load_tokenizer, max_positions
-from medtrain.training.monitoring import MemoryGuard, MemoryGuardCallback, RunSummary, SummaryCallback, peak_rss_mb
+from medtrain.training.monitoring import (MemoryGuard, MemoryGuardCallback, RunSummary, SummaryCallback, peak_rss_mb,
+                                         plot_losses)
 from medtrain.training.trainer import MedTrainer, has_stream_state, load_stream_state
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,28 @@ def demo_model(model_args) -> str:
     return path
 
 
+def hub_dataset(model_args, data_args) -> str:
+    """--dataset_name from the hub, saved once as a local dataset directory under the cache."""
+    from medtrain.config.arguments import default_cache_dir
+    from medtrain.data.sources import hub_dataset_dir
+
+    return hub_dataset_dir(data_args.dataset_name, data_args.dataset_config_name,
+                           data_args.cache_dir or default_cache_dir(), token=model_args.hf_hub_token)
+
+
+def final_evaluation(config: RunConfig, has_eval_data: bool) -> bool:
+    """Whether the run evaluates at its end, as transformers' example scripts decide it: --do_eval
+    (given, or set by the Trainer from --eval_strategy when only --do_train is given); without either
+    flag, whenever there is evaluation data (medtrain's default). --do_eval without data is an error."""
+    typed, training = config.typed, config.training
+    if "do_eval" in typed and training.do_eval and not has_eval_data:
+        raise DataError("--do_eval: there is no evaluation data; give --validation_file_dir, or hold out part of "
+                        "the training data with --validation_split_percentage (e.g. 1)")
+    if not typed & {"do_train", "do_eval"}:
+        return has_eval_data
+    return bool(training.do_eval) and has_eval_data
+
+
 def setup(task: str, parsed: Parsed, default_data: Optional[str] = None,
           resolve_task: Optional[Callable] = None) -> tuple[DistInfo, RunConfig]:
     """Logging, the resolved configuration (logged, and saved as run_config.json by rank 0), the seed."""
@@ -52,7 +76,7 @@ def setup(task: str, parsed: Parsed, default_data: Optional[str] = None,
     dist = DistInfo.from_env()
     setup_logging(dist)
     config = resolve_run(task, parsed, dist.rank, default_model=demo_model, default_data=default_data,
-                         resolve_task=resolve_task, has_stream_state=has_stream_state)
+                         resolve_task=resolve_task, has_stream_state=has_stream_state, locate_dataset=hub_dataset)
     if dist.is_main:
         config.log()
         logger.info("Run configuration saved to %s (rerun with: python <script> %s)", config.save(),
@@ -74,7 +98,7 @@ def run_training(task: str, parsed: Parsed, make_encoder: Callable, default_data
                            "pass a new --output_dir for a new run).", training_args.output_dir, config.complete)
         return {"complete": config.complete}
     summary = RunSummary(training_args.output_dir, is_main=dist.is_main)
-    tokenizer = load_tokenizer(model_args)
+    tokenizer = load_tokenizer(model_args, cache_dir=data_args.cache_dir)
     encoder = make_encoder(tokenizer, config)
     guard = MemoryGuard(data_args.memory_guard_threshold, data_args.memory_guard_stop)
     data = build_datasets(data_args, encoder, dist, training_args.data_seed or training_args.seed,
@@ -85,7 +109,9 @@ def run_training(task: str, parsed: Parsed, make_encoder: Callable, default_data
 
     if training_args.deepspeed:
         init_deepspeed_backend(training_args.ddp_timeout)  # before the model, so ZeRO-3 partitions it as it loads
-    model = load_model(model_args, tokenizer, gradient_checkpointing=training_args.gradient_checkpointing)
+    evaluate_at_end = final_evaluation(config, data.eval is not None)
+    model = load_model(model_args, tokenizer, gradient_checkpointing=training_args.gradient_checkpointing,
+                       cache_dir=data_args.cache_dir, max_length=data_args.block_size)
     positions = max_positions(model)
     if positions and data_args.block_size > positions:
         raise ValueError(f"--block_size {data_args.block_size} is longer than the model's "
@@ -105,17 +131,23 @@ def run_training(task: str, parsed: Parsed, make_encoder: Callable, default_data
     summary.update(task=task, world_size=dist.world_size, packing_strategy=data_args.packing_strategy,
                    block_size=data_args.block_size, **data.summary)
 
-    with preemption.training():  # SIGTERM/SIGUSR1: checkpoint saved, then Preempted (exit code 143)
-        result = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model()
-    trainer.save_state()
-    metrics = dict(result.metrics)
-    if data.eval is not None:
+    metrics = {}
+    if training_args.do_train:
+        with preemption.training():  # SIGTERM/SIGUSR1: checkpoint saved, then Preempted (exit code 143)
+            result = trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model()
+        trainer.save_state()
+        metrics.update(result.metrics)
+    elif dist.is_main:
+        logger.info("--do_eval without --do_train: no training, evaluating %s", model_args.model_name_or_path)
+    if evaluate_at_end:
         ev = trainer.evaluate()
         metrics.update(ev)
         metrics["eval_perplexity"] = round(math.exp(min(50.0, ev["eval_loss"])), 4)
-    trainer.log_metrics("train", metrics)
+    trainer.log_metrics("train" if training_args.do_train else "eval", metrics)
     trainer.save_metrics("all", metrics)
+    if dist.is_main:
+        summary.update(loss_plot=plot_losses(trainer.state.log_history, training_args.output_dir))
     summary.update(batch_padding_fraction=trainer.batch_padding_fraction(),
                    group_by_length=data_args.group_by_length)
     if data_args.streaming:  # every reader's counters (dataloader workers included), summed over ranks

@@ -41,18 +41,20 @@ def test_truncation_keeps_whole_turns_then_cuts_then_drops(tok):
         return out, e.counters()
 
     (ids, mask), c = encode(full)  # fits exactly
-    assert len(ids) == full and c == {"truncated": 0, "truncated_reply_cut": 0, "dropped_no_target": 0}
+    assert len(ids) == full and c == {"truncated": 0, "truncated_reply_cut": 0, "dropped_no_target": 0,
+                                      "dropped_trailing_question": 0}
     (ids, mask), c = encode(full - 1)  # the third turn no longer fits: two whole turns are kept
     assert len(ids) == head + p1 + a1 + p2 + a2
     assert decoded_spans(tok, ids, mask) == [turns[0][1] + "<|im_end|>", turns[1][1] + "<|im_end|>"]
-    assert c == {"truncated": 1, "truncated_reply_cut": 0, "dropped_no_target": 0}
+    assert c == {"truncated": 1, "truncated_reply_cut": 0, "dropped_no_target": 0, "dropped_trailing_question": 0}
     (ids, mask), c = encode(head + p1 + a1)  # exactly the first turn
     assert decoded_spans(tok, ids, mask) == [turns[0][1] + "<|im_end|>"] and c["truncated"] == 1
     (ids, mask), c = encode(head + p1 + 3)  # not even the first turn: its reply is cut (and counted)
     assert len(ids) == head + p1 + 3 and int(mask.sum()) == 3
-    assert c == {"truncated": 1, "truncated_reply_cut": 1, "dropped_no_target": 0}
+    assert c == {"truncated": 1, "truncated_reply_cut": 1, "dropped_no_target": 0, "dropped_trailing_question": 0}
     out, c = encode(head + p1)  # no trained token would be left: dropped (and counted)
-    assert out is None and c == {"truncated": 0, "truncated_reply_cut": 0, "dropped_no_target": 1}
+    assert out is None and c == {"truncated": 0, "truncated_reply_cut": 0, "dropped_no_target": 1,
+                                 "dropped_trailing_question": 0}
 
 
 def test_counters_reach_the_store_manifest(tok, tmp_path):

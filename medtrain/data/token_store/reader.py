@@ -144,7 +144,8 @@ class TokenCorpus:
             skipped.merge(m["skipped"])
         counters: dict = {}
         for m in self.manifests:
-            for k in ("documents_cut_for_tokenizing", "truncated", "truncated_reply_cut", "dropped_no_target"):
+            for k in ("documents_cut_for_tokenizing", "truncated", "truncated_reply_cut", "dropped_no_target",
+                      "dropped_trailing_question"):
                 if k in m:
                     counters[k] = counters.get(k, 0) + m[k]
         return {"stores": self.paths, "documents": int(self.n_documents), "tokens": int(self.doc_lengths.sum()),
