@@ -223,6 +223,10 @@ class PreferenceEncoder:
         return self.chat.template_name
 
     @property
+    def spec(self):
+        return self.chat.spec
+
+    @property
     def dtype(self):
         return self.chat.dtype
 

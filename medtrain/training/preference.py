@@ -71,7 +71,6 @@ class PreferenceTrainer(MedTrainer):
     and token counts from the completion mask."""
 
     loss_is_scaled_for_ga = False  # the losses are means over the micro-batch: the Trainer scales them
-    log = _TrlDPO.log              # averages self._metrics over the logging interval into the logs
 
     def __init__(self, *args, preference=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -87,6 +86,15 @@ class PreferenceTrainer(MedTrainer):
         self.tokens_seen += int(inputs["input_ids"].numel())
         self.target_tokens_seen += int(inputs["completion_mask"].sum())
         return Trainer.training_step(self, model, inputs, num_items_in_batch)
+
+    def log(self, logs: dict, start_time=None) -> None:
+        """The metrics TRL's losses recorded since the previous log, averaged, into the logs (eval_
+        prefixed during evaluation), as TRL's trainers do."""
+        mode = "train" if self.model.training else "eval"
+        prefix = "eval_" if mode == "eval" else ""
+        logs.update({f"{prefix}{k}": sum(v) / len(v) for k, v in self._metrics[mode].items() if v})
+        super().log(logs, start_time)
+        self._metrics[mode].clear()
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
