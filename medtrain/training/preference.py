@@ -18,8 +18,8 @@ code, bound as methods, never rewritten:
 
 These read a handful of trainer attributes that TRL's `__init__` would set; `_bind_*` set them from
 our arguments. Because this relies on TRL's method names, TRL is pinned to one minor version
-(requirements.txt), and tests/training/test_preference.py checks the DPO loss against TRL's own
-`DPOTrainer` on the same pairs.
+(requirements.txt), and tests/training/test_preference.py checks the log-probabilities, rewards and
+DPO loss against an independent computation from the model's logits.
 
 The reference model of DPO: with LoRA there is no second copy (TRL disables the adapter for the
 reference forward; an adapter given with --peft_path is copied once to a frozen "ref" adapter, as
