@@ -210,11 +210,24 @@ class PreferenceLogCallback(TrainerCallback):
 
 
 def counters(summary: dict) -> dict:
-    """The preference counters of the run's data (train and eval stores, or the stream)."""
+    """The preference counters of the run's data: summed over the manifests of the train and eval
+    stores (the encoder's counts, recorded when each store was built), or the stream's totals."""
+    import json
+
     out = {}
-    for part in ("train", "eval", "streaming"):
-        if part in summary and isinstance(summary[part], dict) and summary[part]:
-            out[part] = {k: int(summary[part].get(k, 0)) for k in COUNTERS}
+    for part in ("train", "eval"):
+        stores = (summary.get(part) or {}).get("stores") or []
+        if stores:
+            totals = dict.fromkeys(COUNTERS, 0)
+            for store in stores:
+                with open(os.path.join(store, "manifest.json")) as fh:
+                    manifest = json.load(fh)
+                for k in COUNTERS:
+                    totals[k] += int(manifest.get(k, 0))
+            out[part] = totals
+    streaming = summary.get("streaming") or {}
+    if streaming:
+        out["streaming"] = {k: int(streaming.get(k, 0)) for k in COUNTERS}
     return out
 
 
