@@ -226,8 +226,9 @@ def counters(summary: dict) -> dict:
                     totals[k] += int(manifest.get(k, 0))
             out[part] = totals
     streaming = summary.get("streaming") or {}
-    if streaming:
-        out["streaming"] = {k: int(streaming.get(k, 0)) for k in COUNTERS}
+    if streaming:  # only where the streaming readers report the encoder's counts
+        found = {k: int(streaming[k]) for k in COUNTERS if k in streaming}
+        out["streaming"] = found or "not reported by the streaming readers"
     return out
 
 
