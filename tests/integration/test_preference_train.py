@@ -134,3 +134,17 @@ def test_two_processes_zero2_lora_train_as_one_with_twice_the_batch(demo_dir, tm
     for k in ("rewards/margins", "rewards/accuracies"):
         assert s2["preference"]["last_logged"][k] == pytest.approx(s1["preference"]["last_logged"][k], abs=1e-3)
     json.dumps(s2)
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_with_a_reference_model_under_zero3(demo_dir, tmp_path):
+    torchrun(2, "dpo_training.py", args(demo_dir, tmp_path, "z3", "--max_steps", "3", "--logging_steps", "1",
+                                        "--per_device_train_batch_size", "2", "--learning_rate", "2e-3",
+                                        "--deepspeed", os.path.join(ROOT, "zero3.json")))
+    with open(tmp_path / "z3" / "trainer_state.json") as fh:
+        logs = [h for h in json.load(fh)["log_history"] if "rewards/margins" in h]
+    # the frozen reference is the starting model: before the first update policy and reference agree
+    assert logs[0]["rewards/chosen"] == pytest.approx(0.0, abs=1e-5) and logs[0]["loss"] == pytest.approx(0.6931, abs=1e-3)
+    assert logs[-1]["rewards/margins"] != 0.0  # and training moves the policy away from it
+    s = read_summary(tmp_path / "z3")
+    assert s["world_size"] == 2 and s["preference"]["options"]["reference"] == "a frozen copy of the starting model"
