@@ -40,8 +40,8 @@ def args(demo_dir, tmp_path, out, *extra, data=DEMO_PREFERENCE_DATA):
 
 
 def on_training_pairs(out):
-    """args() for a run evaluated on (the first 96 of) its own training pairs before and after training."""
-    return ["--validation_file_dir", DEMO_PREFERENCE_DATA, "--max_eval_samples", "96", "--eval_strategy", "steps",
+    """args() for a run evaluated on (the first 64 of) its own training pairs before and after training."""
+    return ["--validation_file_dir", DEMO_PREFERENCE_DATA, "--max_eval_samples", "64", "--eval_strategy", "steps",
             "--eval_steps", "1000", "--eval_on_start", "true"]
 
 
