@@ -58,6 +58,8 @@ class Row:
     input_ids: np.ndarray                  # int64
     piece_lengths: np.ndarray              # int64, one per piece, summing to len(input_ids)
     labels: Optional[np.ndarray] = None    # int64, IGNORE_INDEX where not trained; None: train every token
+    mask: Optional[np.ndarray] = None      # uint8, the stored per-token mask as it is (labels keep only 0 / not 0);
+    #                                        preference pairs use 0 prompt, 1 chosen, 2 rejected
     source: Optional[str] = None           # the mixture source this row came from
     cursors: list = field(default_factory=list)  # Cursor(s) reached once this row is trained
 
@@ -79,9 +81,9 @@ def build_row(pieces: Iterable[tuple[int, int, int]],
     pieces = list(pieces)
     parts = [fetch(d, s, n) for d, s, n in pieces]
     ids = np.concatenate([p[0] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
-    labels = None
+    labels = mask = None
     if has_mask:
-        mask = np.concatenate([np.asarray(p[1], dtype=bool) for p in parts]) if parts else np.zeros(0, bool)
-        labels = np.where(mask, ids, IGNORE_INDEX)
-    return Row(ids, np.asarray([n for _, _, n in pieces], dtype=np.int64), labels)
+        mask = np.concatenate([np.asarray(p[1], dtype=np.uint8) for p in parts]) if parts else np.zeros(0, np.uint8)
+        labels = np.where(mask != 0, ids, IGNORE_INDEX)
+    return Row(ids, np.asarray([n for _, _, n in pieces], dtype=np.int64), labels, mask=mask)
 

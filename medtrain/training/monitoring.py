@@ -49,9 +49,10 @@ class RunSummary:
 class SummaryCallback(TrainerCallback):
     """Times training and records losses, perplexity and throughput into the RunSummary."""
 
-    def __init__(self, summary: RunSummary, token_counter):
+    def __init__(self, summary: RunSummary, token_counter, perplexity: bool = True):
         self.summary = summary
         self.tokens = token_counter
+        self.perplexity = perplexity  # False: the eval loss is not a language-model loss (preference training)
         self.t0 = None
         self.first_loss = None
         self.last_loss = None
@@ -64,7 +65,7 @@ class SummaryCallback(TrainerCallback):
             if self.first_loss is None:
                 self.first_loss = logs["loss"]
             self.last_loss = logs["loss"]
-        if logs and "eval_loss" in logs:
+        if logs and "eval_loss" in logs and self.perplexity:
             ppl = round(math.exp(min(50.0, logs["eval_loss"])), 4)
             logs["eval_perplexity"] = ppl
             if state.log_history:  # the Trainer recorded these logs before calling back

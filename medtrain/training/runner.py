@@ -87,9 +87,14 @@ def setup(task: str, parsed: Parsed, default_data: Optional[str] = None,
 
 def run_training(task: str, parsed: Parsed, make_encoder: Callable, default_data: Optional[str] = None,
                  resolve_task: Optional[Callable] = None, callbacks: Optional[list] = None,
-                 extra_summary: Optional[Callable[[RunConfig, dict], dict]] = None) -> dict:
+                 extra_summary: Optional[Callable[[RunConfig, dict], dict]] = None,
+                 make_model: Optional[Callable] = None, make_collator: Optional[Callable] = None,
+                 make_trainer: Optional[Callable] = None, perplexity: bool = True) -> dict:
     """The whole run. `make_encoder(tokenizer, config)` gives the task's encoder; `extra_summary(config,
-    summary so far)` returns task-specific entries for the summary."""
+    summary so far)` returns task-specific entries for the summary. Tasks that train another objective
+    (preference training) also give `make_model(config, tokenizer)`, `make_collator(tokenizer, data)` and
+    `make_trainer(config, tokenizer, **trainer_kwargs)` (defaults: the causal LM, BlockCollator,
+    MedTrainer), and `perplexity=False` when their eval loss is not a language-model loss."""
     dist, config = setup(task, parsed, default_data, resolve_task)
     model_args, data_args, training_args = config.model, config.data, config.training
     if config.complete is not None:
@@ -110,8 +115,11 @@ def run_training(task: str, parsed: Parsed, make_encoder: Callable, default_data
     if training_args.deepspeed:
         init_deepspeed_backend(training_args.ddp_timeout)  # before the model, so ZeRO-3 partitions it as it loads
     evaluate_at_end = final_evaluation(config, data.eval is not None)
-    model = load_model(model_args, tokenizer, gradient_checkpointing=training_args.gradient_checkpointing,
-                       cache_dir=data_args.cache_dir, max_length=data_args.block_size)
+    if make_model is not None:
+        model = make_model(config, tokenizer)
+    else:
+        model = load_model(model_args, tokenizer, gradient_checkpointing=training_args.gradient_checkpointing,
+                           cache_dir=data_args.cache_dir, max_length=data_args.block_size)
     positions = max_positions(model)
     if positions and data_args.block_size > positions:
         raise ValueError(f"--block_size {data_args.block_size} is longer than the model's "
@@ -119,10 +127,13 @@ def run_training(task: str, parsed: Parsed, make_encoder: Callable, default_data
     if training_args.gradient_checkpointing:
         model.config.use_cache = False
 
-    collator = BlockCollator(tokenizer.pad_token_id, data.document_aware)
-    trainer = MedTrainer(model=model, args=training_args, train_dataset=data.train, eval_dataset=data.eval,
-                         data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
-    trainer.add_callback(SummaryCallback(summary, trainer.token_counts))
+    collator = (make_collator(tokenizer, data) if make_collator is not None
+                else BlockCollator(tokenizer.pad_token_id, data.document_aware))
+    trainer_kwargs = dict(model=model, args=training_args, train_dataset=data.train, eval_dataset=data.eval,
+                          data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
+    trainer = (make_trainer(config, tokenizer, **trainer_kwargs) if make_trainer is not None
+               else MedTrainer(**trainer_kwargs))
+    trainer.add_callback(SummaryCallback(summary, trainer.token_counts, perplexity=perplexity))
     trainer.add_callback(MemoryGuardCallback(guard, dist.rank))
     preemption = PreemptionCallback(resume)
     trainer.add_callback(preemption)
@@ -143,7 +154,8 @@ def run_training(task: str, parsed: Parsed, make_encoder: Callable, default_data
     if evaluate_at_end:
         ev = trainer.evaluate()
         metrics.update(ev)
-        metrics["eval_perplexity"] = round(math.exp(min(50.0, ev["eval_loss"])), 4)
+        if perplexity:
+            metrics["eval_perplexity"] = round(math.exp(min(50.0, ev["eval_loss"])), 4)
     trainer.log_metrics("train" if training_args.do_train else "eval", metrics)
     trainer.save_metrics("all", metrics)
     if dist.is_main:
