@@ -51,12 +51,13 @@ REJECTED_FLAGS = {
 }
 
 
-def check_rejected(argv: list[str]) -> None:
-    """ArgumentError for every flag of REJECTED_FLAGS in argv, each with what to use instead."""
+def check_rejected(argv: list[str], accepted: frozenset = frozenset()) -> None:
+    """ArgumentError for every flag of REJECTED_FLAGS in argv, each with what to use instead (except those
+    the entry point's own argument classes define: `accepted`, e.g. preference training's lengths)."""
     found = []
     for a in argv:
         name = a[2:].split("=", 1)[0].replace("-", "_") if a.startswith("--") else None
-        if name in REJECTED_FLAGS and name not in [n for n, _ in found]:
+        if name in REJECTED_FLAGS and name not in accepted and name not in [n for n, _ in found]:
             found.append((name, REJECTED_FLAGS[name]))
     if found:
         raise ArgumentError("unsupported flag(s):\n  " + "\n  ".join(f"--{n}: {why}" for n, why in found))
@@ -476,7 +477,9 @@ def parse_args(dataclass_types, argv: Optional[list[str]] = None):
     from transformers import HfArgumentParser
 
     argv = expand_config_file(list(sys.argv[1:] if argv is None else argv))
-    check_rejected(argv)
+    import dataclasses
+
+    check_rejected(argv, frozenset(f.name for t in dataclass_types for f in dataclasses.fields(t)))
     parser = HfArgumentParser(dataclass_types)
     # by name: importing TrainingArguments loads torch, which prepare_data.py does not need
     if any(any(c.__name__ == "TrainingArguments" for c in t.__mro__) for t in dataclass_types):
