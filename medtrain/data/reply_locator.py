@@ -104,15 +104,28 @@ class JinjaRenderer:
 
     @property
     def end_of_turn(self) -> Optional[str]:
-        """The text that ends every reply (see the module doc); None when the template renders none."""
+        """The text that ends every reply (see the module doc); None when the template renders none, or
+        renders different ones after the last reply and after the others (see `end_markers`)."""
+        mid, last = self.end_markers
+        return mid if mid == last else None
+
+    @property
+    def end_markers(self) -> tuple:
+        """(after a reply that another message follows, after the last reply): the end-of-turn markers,
+        either None where the template renders none there (the tokenizer's EOS is then appended)."""
         if self._eot is _UNSET:
             self._eot = self._probe_end_of_turn()
-            if self._eot is None:
+            mid, last = self._eot
+            if mid is None and last is None:
                 logger.warning("%s renders no end-of-turn marker after a reply: the tokenizer's EOS is appended "
                                "and trained after each reply so that the model learns to stop", self.name)
+            elif mid != last:
+                logger.warning("%s ends the last reply with %r and the others with %r%s", self.name, last, mid,
+                               "; the tokenizer's EOS is appended and trained where it renders none"
+                               if None in (mid, last) else "")
         return self._eot
 
-    def _probe_end_of_turn(self) -> Optional[str]:
+    def _probe_end_of_turn(self) -> tuple:
         u1, a1, u2, a2 = (sentinel(i) for i in range(4))
         turns = [{"role": "user", "content": u1}, {"role": "assistant", "content": a1},
                  {"role": "user", "content": u2}, {"role": "assistant", "content": a2}]
@@ -130,12 +143,56 @@ class JinjaRenderer:
                                 "once, so its end-of-turn marker cannot be told")
         between = text[text.index(a1) + len(a1): text.index(u2)]
         final = text[text.index(a2) + len(a2):]
-        common = os.path.commonprefix([between, final])
-        for i in range(len(common)):
-            for tok in self.stop_tokens:
-                if common.startswith(tok, i):
-                    return common[: i + len(tok)]
+        common = self._first_stop(os.path.commonprefix([between, final]))
+        if common is not None:
+            return common, common
+        # different markers (gpt-oss: <|end|> then <|return|>), or one only between turns (Qwen1.5 renders the
+        # last reply open): between turns, a special token counts only when a next header follows it (GLM-4's
+        # "<|user|>" right before the next question is a header, not the end of the reply)
+        # a marker that opens the assistant's own header is a header, not an end (GLM-Edge appends "<|assistant|>"
+        # after every conversation); a marker between turns only with a next header after it and either a marker
+        # after the last reply too or the tokenizer's EOS (Ling's "<role>" opens the next header)
+        header = text[text.index(u1) + len(u1): text.index(a1)]
+        last = self._first_stop(final)
+        if last is not None and self._last_stop(last) in header:
+            last = None
+        mid = self._first_stop(between)
+        if mid is not None and (self._first_stop(between[len(mid):]) is None or (
+                last is None and self._last_stop(mid) != self.special_tokens.get("eos_token"))):
+            mid = None
+        return mid, last
+
+    def _last_stop(self, marker: str) -> str:
+        """The special token a marker from `_first_stop` ends with."""
+        return next(t for t in self.stop_tokens if marker.endswith(t))
+
+    def _first_stop(self, text: str) -> Optional[str]:
+        """text up to and including its first special token (None: it has none)."""
+        for i in range(len(text)):
+            tok = self._stop_at(text, i)
+            if tok:
+                end = run = i + len(tok)
+                # the tokenizer's EOS right after it (only special tokens between) ends the turn too: Command-A's
+                # <|END_RESPONSE|><|END_OF_TURN_TOKEN|>; never a next header (<|eot_id|><|start_header_id|>)
+                eos = self.special_tokens.get("eos_token")
+                while tok != eos and self._stop_at(text, run):
+                    nxt = self._stop_at(text, run)
+                    run += len(nxt)
+                    if nxt == eos:
+                        end = run
+                        break
+                return text[:end]
         return None
+
+    def _stop_at(self, text: str, i: int) -> Optional[str]:
+        return next((t for t in self.stop_tokens if text.startswith(t, i)), None)
+
+    def _snap(self, text: str, i: int, floor: int) -> int:
+        """i moved back (not below floor) to just after whitespace or a special token: where the prompt and
+        the rendered turn part is not a place to cut text (Nemotron: "<think>\\n" against "<TOOLCALL>")."""
+        while i > floor and not text[i - 1].isspace() and not any(text.endswith(t, 0, i) for t in self.stop_tokens):
+            i -= 1
+        return i
 
     def region(self, full: str, messages: list, i: int, tools=None) -> Optional[tuple]:
         """Where message i's content is in `full` (start, end), or None when the template does not
@@ -162,15 +219,15 @@ class JinjaRenderer:
         if _OPEN in full or _CLOSE in full:
             raise TemplateError("the conversation contains the private-use characters U+F0000/U+F0001, which "
                                 "medtrain uses to locate replies; remove them")
-        eot = self.end_of_turn
+        mid_eot, last_eot = self.end_markers
         if self.has_generation_marks:
-            return self._from_marks(messages, tools, eot)
+            return self._from_marks(messages, tools, mid_eot, last_eot)
         regions = {}
         for i, m in enumerate(messages):
             content = m.get("content")
             if isinstance(content, str) and content:
                 regions[i] = self.region(full, messages, i, tools)
-        spans, prev_end = [], 0
+        spans, appended, prev_end = [], [], 0
         for i, m in enumerate(messages):
             own = regions.get(i)
             if m["role"] != "assistant":
@@ -183,8 +240,14 @@ class JinjaRenderer:
             nxt = next((regions[j][0] for j in range(i + 1, len(messages)) if regions.get(j)), len(full))
             prompt = self._render(messages[:i], tools, add_generation_prompt=True)
             limit = own[0] if own else nxt
+            common = self._snap(full, len(os.path.commonprefix([full, prompt])), prev_end)
             if full.startswith(prompt) and prev_end <= len(prompt) <= limit:
                 start = len(prompt)
+            elif prev_end < common <= limit:
+                # the prompt ends differently from the rendered turn (QwQ, DeepSeek-R1: the prompt opens a think
+                # block that history does not have): the reply starts where the two part, after the previous
+                # message, so that what the template renders for the reply (reasoning kept, tool calls) is trained
+                start = common
             elif own is not None:
                 start = own[0]
                 # whitespace between a special token ending the prompt and the reply is the reply's (Mistral's
@@ -198,28 +261,53 @@ class JinjaRenderer:
                 raise TemplateError(f"{where}: a reply without text (tool calls only) in a template that renders the "
                                     "conversation differently from its inference prompt cannot be located")
             after = own[1] if own else start
+            eot = mid_eot if i < len(messages) - 1 else last_eot
+            appended.append(eot is None)
             if eot is None:
                 if m.get("tool_calls"):
                     raise TemplateError(f"{where}: the template renders no end-of-turn marker, so the end of a "
                                         "reply with tool calls cannot be told; pass --tool_format")
                 end = after
             else:
-                n = full.count(eot, after, nxt)
-                if n != 1:
-                    raise TemplateError(f"{where}: the end-of-turn marker {eot!r} occurs {n} times between the reply "
-                                        "and the next message, so the reply's end cannot be told")
-                end = full.index(eot, after, nxt) + len(eot)
+                eos = self.special_tokens.get("eos_token")
+                if eot not in full[after:nxt] and eos and eot.endswith(eos) and eos in full[after:nxt]:
+                    eot = eos   # Command-A ends a reply <|END_RESPONSE|><|END_OF_TURN_TOKEN|>, a tool call <|END_ACTION|>...
+                if eot not in full[after:nxt]:
+                    raise TemplateError(f"{where}: the end-of-turn marker {eot!r} does not follow this reply (the "
+                                        "template renders this turn without it), so the reply's end cannot be told")
+                end = full.index(eot, after, nxt) + len(eot)   # the first one ends the turn
             spans.append((start, end))
             prev_end = end
-        return Rendered(full, tuple(spans), eot is None)
+        return Rendered(full, tuple(spans), _appended(appended))
 
-    def _from_marks(self, messages: list, tools, eot: Optional[str]) -> Rendered:
+    def _from_marks(self, messages: list, tools, mid_eot: Optional[str], last_eot: Optional[str]) -> Rendered:
+        """The marked spans, each cut to the reply and its end of turn: from the end of the inference prompt
+        (SmolLM3 and LFM2 mark the turn's own header; LLaVA's mark starts after a space) to the end of the first
+        end-of-turn marker in it (they mark the newline after it too), or extended over the marker right
+        after a mark that stops before it."""
         full, marks = self._render(messages, tools, marks=True)
-        spans = []
-        for start, end in marks:
-            if eot and not full[start:end].endswith(eot) and full.startswith(eot, end):
+        if not marks:
+            raise TemplateError(f"{self.name} has {{% generation %}} marks but marks nothing in this conversation")
+        replies = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+        if len(marks) != len(replies):
+            raise TemplateError(f"{self.name} marks {len(marks)} spans with {{% generation %}} in a conversation of "
+                                f"{len(replies)} assistant messages; one mark per reply is needed")
+        spans, appended = [], []
+        for (start, end), i in zip(marks, replies):
+            eot = mid_eot if i < len(messages) - 1 else last_eot
+            appended.append(eot is None)
+            prompt = self._render(messages[:i], tools, add_generation_prompt=True)
+            floor = spans[-1][1] if spans else 0
+            if full.startswith(prompt) and floor <= len(prompt) < end:
+                start = len(prompt)   # what the model generates after its prompt, whatever the mark's start
+            if eot and eot in full[start:end]:
+                end = full.index(eot, start, end) + len(eot)
+            elif eot and full.startswith(eot, end):
                 end += len(eot)
             spans.append((start, end))
-        if not spans:
-            raise TemplateError(f"{self.name} has {{% generation %}} marks but marks nothing in this conversation")
-        return Rendered(full, tuple(spans), eot is None)
+        return Rendered(full, tuple(spans), _appended(appended))
+
+
+def _appended(flags: list):
+    """Rendered.append_eos: a bool when the same for every span, else one per span."""
+    return flags[0] if len(set(flags)) == 1 else tuple(flags)
