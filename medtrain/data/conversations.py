@@ -359,7 +359,11 @@ class ConversationEncoder:
         if self.template is not None:
             return self.template.render(system, [(q["content"], _inline_reasoning(a)) for q, a in
                                                  zip(messages[::2], messages[1::2])])
-        if has_tools and not textual and not self.jinja.renders_tools:
+        if tools and not textual and self.jinja.renders_tool_calls and not self.jinja.renders_tools:
+            raise TemplateError(f"{self.jinja.name} renders tool calls but not tool definitions, so the conversation's "
+                                "'tools' would be lost; pass --tool_format (default, qwen, llama3, mistral, glm4) to "
+                                "write them as text, or drop the 'tools' field and describe them in the system prompt")
+        if has_tools and not textual and not self.jinja.renders_tool_calls:
             raise TemplateError(f"{self.jinja.name} does not render tools or tool calls; pass --tool_format "
                                 "(default, qwen, llama3, mistral, glm4) to write them as text")
         keep = self.jinja.reads_reasoning

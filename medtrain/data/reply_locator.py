@@ -81,7 +81,8 @@ class JinjaRenderer:
         self.template_kwargs = dict(template_kwargs or {})
         self.has_generation_marks = bool(re.search(r"\{%-?\s*generation\s*-?%\}", chat_template))
         self.reads_reasoning = "reasoning_content" in chat_template
-        self.renders_tools = "tools" in chat_template and "tool_calls" in chat_template
+        self.renders_tool_calls = "tool_calls" in chat_template        # DeepSeek-V3 renders calls,
+        self.renders_tools = self.renders_tool_calls and "tools" in chat_template  # not definitions
         self._eot = _UNSET
 
     def __getstate__(self):
@@ -130,9 +131,12 @@ class JinjaRenderer:
         turns = [{"role": "user", "content": u1}, {"role": "assistant", "content": a1},
                  {"role": "user", "content": u2}, {"role": "assistant", "content": a2}]
         text = None
-        for system in ([], [{"role": "system", "content": sentinel(9)}]):
+        # without tools, then with the conversation's (Hermes' tool_use template needs them)
+        tries = [(s, t) for t in (None, getattr(self, "_probe_tools", None)) for s in ([], [
+            {"role": "system", "content": sentinel(9)}])]
+        for system, tools in tries:
             try:
-                text = self._render(system + turns)
+                text = self._render(system + turns, tools)
             except TemplateError:
                 continue
             if all(text.count(x) == 1 for x in (a1, u2, a2)):
@@ -214,8 +218,16 @@ class JinjaRenderer:
 
     def render(self, messages: list, tools=None) -> Rendered:
         """`messages` in the HF chat format (system first if any; assistant messages may carry
-        `reasoning_content` and `tool_calls`), `tools` the tool definitions."""
-        full = self._render(messages, tools)
+        `reasoning_content` and `tool_calls`), `tools` the tool definitions. Tool call arguments are given
+        as objects, or as JSON text to templates that join them to strings (DeepSeek-V3/R1, functionary)."""
+        try:
+            full = self._render(messages, tools)
+        except TemplateError:
+            if not any(m.get("tool_calls") for m in messages):
+                raise
+            messages = _arguments_as_text(messages)
+            full = self._render(messages, tools)
+        self._probe_tools = tools
         if _OPEN in full or _CLOSE in full:
             raise TemplateError("the conversation contains the private-use characters U+F0000/U+F0001, which "
                                 "medtrain uses to locate replies; remove them")
@@ -306,6 +318,21 @@ class JinjaRenderer:
                 end += len(eot)
             spans.append((start, end))
         return Rendered(full, tuple(spans), _appended(appended))
+
+
+def _arguments_as_text(messages: list) -> list:
+    """messages with each tool call's arguments written as JSON text (OpenAI's own form)."""
+    import json
+
+    out = []
+    for m in messages:
+        if m.get("tool_calls"):
+            m = {**m, "tool_calls": [{**c, "function": {**c["function"], "arguments": c["function"]["arguments"]
+                                                        if isinstance(c["function"].get("arguments"), str) else
+                                                        json.dumps(c["function"].get("arguments", {}),
+                                                                   ensure_ascii=False)}} for c in m["tool_calls"]]}
+        out.append(m)
+    return out
 
 
 def _appended(flags: list):
