@@ -15,12 +15,16 @@ the span
     start  the end of the inference prompt `render(history, add_generation_prompt=True)` when `full`
            begins with it (so what precedes a reply is exactly what the model is given at inference,
            and what the template renders between the prompt and the content, such as Qwen3's
-           `<think>...</think>` block, is trained); otherwise the start of the reply's region (templates
-           that render history differently from the prompt: QwQ and DeepSeek-R1, whose prompts end in
-           `<think>\\n`; Mistral v0.3 with a system prompt, folded into the last question), widened over
-           whitespace that follows a special token (Mistral's `[/INST] reply`)
-    end    the end of the template's end-of-turn marker after the reply (and after its tool calls): the
-           marker must occur exactly once between the reply's region and the next message's region
+           `<think>...</think>` block, is trained); otherwise where `full` and that prompt part, when that
+           is after the previous message (QwQ and DeepSeek-R1, whose prompts end in `<think>\\n` that
+           history does not have; a prompt that opens `<think>\\n\\n` where the turn renders its
+           reasoning: trained from the reasoning on; a reply of tool calls only), moved back to just after
+           whitespace or a special token; otherwise the start of the reply's region (Mistral v0.3 with a
+           system prompt, folded into the last question), widened over whitespace that follows a special
+           token (Mistral's `[/INST] reply`)
+    end    the end of the first end-of-turn marker after the reply (and after its tool calls), before
+           the next message's region (where a marker ending in EOS is not there, the first EOS: Command-A
+           ends tool calls `<|END_ACTION|><|END_OF_TURN_TOKEN|>`, replies `<|END_RESPONSE|>` + the same)
 
 E.g. Qwen3, [user "Please repeat exactly: drink more water", assistant "drink more water", user "And
 now in capitals.", assistant "DRINK MORE WATER"]: the first span is `drink more water<|im_end|>` after
@@ -30,14 +34,25 @@ is `<think>\\n\\n</think>\\n\\nDRINK MORE WATER<|im_end|>`, as the template rend
 The end-of-turn marker is learned once per template from a probe conversation of sentinels: the text
 after a reply that is the same before a next question and at the end of the conversation, up to and
 including its first special token (`<|im_end|>`, `<|eot_id|>`, `<end_of_turn>`, `<|end|>`,
-`</s>` ...; never the next header). A template that renders none (GLM-4, ChatGLM3) gets the tokenizer's
-EOS appended and trained after each reply (`Rendered.append_eos`), with a log line naming it.
+`</s>` ...; never the next header), and the tokenizer's EOS when only special tokens come between
+(`<|END_RESPONSE|><|END_OF_TURN_TOKEN|>`). Where the two differ, each is learned apart
+(`end_markers`): gpt-oss ends the last reply `<|return|>`, the others `<|end|>`; Qwen1.5 leaves the
+last reply open. A special token counts between turns only when a next header follows it and the last
+reply has a marker too or it is the EOS (Ling's `<role>` opens the next header), and after the last
+reply only when it is not the assistant's own header (GLM-Edge appends `<|assistant|>` to every
+rendering). Where a template renders none (GLM-4, ChatGLM3, and Qwen1.5's last reply) the tokenizer's
+EOS is appended and trained (`Rendered.append_eos`, per reply where they differ), with a log line.
 
-Templates with `{% generation %}` marks are taken at their word: the marked spans (plus the end-of-turn
-marker right after one, when the mark stops before it).
+Templates with `{% generation %}` marks are taken at their word, cut to the reply and its end of turn:
+from the end of the inference prompt (SmolLM3 and LFM2 mark the turn's own header) to the end of the
+first end-of-turn marker (they mark the newline after it too), or extended over the marker right after
+a mark that stops before it.
+
+Tool calls are given with their arguments as objects, or as JSON text to templates that fail on objects
+because they join them to strings (DeepSeek-V3/R1, functionary).
 
 Where a span cannot be located this way (a template that renders a reply twice, or not at all; an
-end-of-turn marker found twice or not at all), `TemplateError` names the template and the cause; the
+end-of-turn marker that does not follow a reply), `TemplateError` names the template and the cause; the
 encoder turns it into a `DataError` with the file and line. Nothing is guessed.
 """
 
@@ -84,6 +99,7 @@ class JinjaRenderer:
         self.renders_tool_calls = "tool_calls" in chat_template        # DeepSeek-V3 renders calls,
         self.renders_tools = self.renders_tool_calls and "tools" in chat_template  # not definitions
         self._eot = _UNSET
+        self._warned_system = False
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -239,6 +255,11 @@ class JinjaRenderer:
             content = m.get("content")
             if isinstance(content, str) and content:
                 regions[i] = self.region(full, messages, i, tools)
+        if messages and messages[0]["role"] == "system" and regions.get(0) is None and not self._warned_system:
+            self._warned_system = True
+            logger.warning("%s does not render the system prompt of a conversation that ends with a reply (Mistral "
+                           "v0.3 writes it into the last question only when that is the last message): it is not "
+                           "trained on; fold it into the first question to keep it", self.name)
         spans, appended, prev_end = [], [], 0
         for i, m in enumerate(messages):
             own = regions.get(i)
@@ -253,8 +274,8 @@ class JinjaRenderer:
             prompt = self._render(messages[:i], tools, add_generation_prompt=True)
             limit = own[0] if own else nxt
             common = self._snap(full, len(os.path.commonprefix([full, prompt])), prev_end)
-            if full.startswith(prompt) and prev_end <= len(prompt) <= limit:
-                start = len(prompt)
+            if full.startswith(prompt) and prev_end <= len(prompt) <= (own[1] if own else nxt):
+                start = len(prompt)   # the prompt may take in the start of the reply (QwQ's last one: "<think>\n")
             elif prev_end < common <= limit:
                 # the prompt ends differently from the rendered turn (QwQ, DeepSeek-R1: the prompt opens a think
                 # block that history does not have): the reply starts where the two part, after the previous
