@@ -150,17 +150,21 @@ class JinjaRenderer:
         # without tools, then with the conversation's (Hermes' tool_use template needs them)
         tries = [(s, t) for t in (None, getattr(self, "_probe_tools", None)) for s in ([], [
             {"role": "system", "content": sentinel(9)}])]
+        why = ""
         for system, tools in tries:
             try:
                 text = self._render(system + turns, tools)
-            except TemplateError:
+            except TemplateError as e:
+                why = why or str(e).replace(f"{self.name} cannot render this conversation: ", "")
                 continue
             if all(text.count(x) == 1 for x in (a1, u2, a2)):
                 break
+            why = why or "a message is rendered {} times".format(
+                next(text.count(x) for x in (a1, u2, a2) if text.count(x) != 1))
             text = None
         if text is None:
             raise TemplateError(f"{self.name} does not render a plain two-turn conversation with each message "
-                                "once, so its end-of-turn marker cannot be told")
+                                f"once ({why}), so its end-of-turn marker cannot be told")
         between = text[text.index(a1) + len(a1): text.index(u2)]
         final = text[text.index(a2) + len(a2):]
         common = self._first_stop(os.path.commonprefix([between, final]))
