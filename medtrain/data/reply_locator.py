@@ -308,7 +308,7 @@ class JinjaRenderer:
             else:
                 eos = self.special_tokens.get("eos_token")
                 if eot not in full[after:nxt] and eos and eot.endswith(eos) and eos in full[after:nxt]:
-                    eot = eos   # Command-A ends a reply <|END_RESPONSE|><|END_OF_TURN_TOKEN|>, a tool call <|END_ACTION|>...
+                    eot = eos   # Command-A: <|END_RESPONSE|><|END_OF_TURN_TOKEN|>, tool calls <|END_ACTION|>...
                 if eot not in full[after:nxt]:
                     raise TemplateError(f"{where}: the end-of-turn marker {eot!r} does not follow this reply (the "
                                         "template renders this turn without it), so the reply's end cannot be told")
