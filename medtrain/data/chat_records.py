@@ -7,9 +7,9 @@ Formats (`--data_format auto` detects each file's format from its first record):
               roles: system, human/user, gpt/assistant/chatgpt/model, function_call (the assistant calls a
               tool: value {"name": ..., "arguments": {...}}), observation/tool/function (a tool's result)
     openai    {"messages": [{"role": "system", "content": "..."}, {"role": "user", ...},
-               {"role": "assistant", "content": "...", "tool_calls": [{"type": "function", "function":
-               {"name": ..., "arguments": ...}}], "reasoning_content": "..." (optional)},
-               {"role": "tool", "content": "..."}], "tools": [...] (optional)}
+               {"role": "assistant", "content": "...", "tool_calls": [{"type": "function", "id": "..." (optional),
+               "function": {"name": ..., "arguments": ...}}], "reasoning_content": "..." (optional)},
+               {"role": "tool", "content": "...", "tool_call_id": "..." (optional)}], "tools": [...] (optional)}
               roles: system/developer, user, assistant, tool
     alpaca    {"instruction": "...", "input": "...", "output": "...", "system": "...",
                "history": [["earlier question", "earlier answer"], ...]}   (input/system/history optional)
@@ -98,14 +98,17 @@ def _json_value(value, what: str, reason: str):
     return value
 
 
-def _tool_call(name, arguments, what: str) -> dict:
+def _tool_call(name, arguments, what: str, call_id=None) -> dict:
     if not isinstance(name, str) or not name:
         raise BadRecord("bad_tool_call", f"{what} has no function name")
     if arguments is None:
         arguments = {}
     if isinstance(arguments, str):
         arguments = _json_value(arguments, f"the arguments of {what}", "bad_tool_call")
-    return {"type": "function", "function": {"name": name, "arguments": arguments}}
+    call = {"type": "function", "function": {"name": name, "arguments": arguments}}
+    if call_id is not None:   # kept: templates render it (Mistral's 9-character ids, required by its template)
+        call["id"] = str(call_id)
+    return call
 
 
 def _tools(obj: dict) -> Optional[list]:
@@ -167,7 +170,8 @@ def _raw_messages(items, fmt: str) -> list[tuple]:
             if not isinstance(calls, list):
                 raise BadRecord("bad_tool_call", f"the 'tool_calls' of {label} must be a list")
             msg["tool_calls"] = [_tool_call((c.get("function") or {}).get("name"),
-                                            (c.get("function") or {}).get("arguments"), f"tool call {k} of {label}")
+                                            (c.get("function") or {}).get("arguments"), f"tool call {k} of {label}",
+                                            c.get("id"))
                                  if isinstance(c, dict) else _tool_call(None, None, label)
                                  for k, c in enumerate(calls, 1)]
         if role == ASSISTANT:
@@ -180,6 +184,8 @@ def _raw_messages(items, fmt: str) -> list[tuple]:
                     msg["raw"], msg["content"], msg["reasoning_content"] = content, answer, reasoning
         if role == TOOL and m.get("name"):
             msg["name"] = str(m["name"])
+        if role == TOOL and m.get("tool_call_id") is not None:
+            msg["tool_call_id"] = str(m["tool_call_id"])
         out.append((role if role != CALL else ASSISTANT, msg, label, role == CALL))
     return out
 

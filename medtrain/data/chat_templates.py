@@ -44,11 +44,12 @@ logger = logging.getLogger(__name__)
 class Rendered(NamedTuple):
     """A rendered conversation: `text`, the trained character `spans` ((start, end), one per assistant
     reply, in order), and `append_eos`: the template renders no end-of-turn marker, so the tokenizer's
-    EOS is appended (and trained) after each span. `source` names the template in messages."""
+    EOS is appended (and trained) after each span; or a tuple of one such flag per span (Qwen1.5 renders
+    the marker after every reply but the last). `source` names the template in messages."""
 
     text: str
     spans: tuple
-    append_eos: bool = False
+    append_eos: object = False   # bool, or a tuple of bools (one per span)
 
 
 class TemplateError(ValueError):

@@ -368,7 +368,11 @@ class ConversationEncoder:
         if self.template is not None:
             return self.template.render(system, [(q["content"], _inline_reasoning(a)) for q, a in
                                                  zip(messages[::2], messages[1::2])])
-        if has_tools and not textual and not self.jinja.renders_tools:
+        if tools and not textual and self.jinja.renders_tool_calls and not self.jinja.renders_tools:
+            raise TemplateError(f"{self.jinja.name} renders tool calls but not tool definitions, so the conversation's "
+                                "'tools' would be lost; pass --tool_format (default, qwen, llama3, mistral, glm4) to "
+                                "write them as text, or drop the 'tools' field and describe them in the system prompt")
+        if has_tools and not textual and not self.jinja.renders_tool_calls:
             raise TemplateError(f"{self.jinja.name} does not render tools or tool calls; pass --tool_format "
                                 "(default, qwen, llama3, mistral, glm4) to write them as text")
         keep = self.jinja.reads_reasoning
@@ -390,7 +394,8 @@ class ConversationEncoder:
         """The text with SPLIT before each span (and EOS after it when the template renders no end of
         turn), and the spans in that text."""
         eos = ""
-        if record.append_eos:
+        flags = record.append_eos if isinstance(record.append_eos, tuple) else (record.append_eos,) * len(record.spans)
+        if any(flags):
             if self.spec.eos_id is None:
                 raise DataError("the chat template renders no end-of-turn marker and the tokenizer has no EOS "
                                 "token to end replies with; set tokenizer.eos_token")
@@ -400,14 +405,15 @@ class ConversationEncoder:
             raise DataError(f"a conversation contains the character U+{ord(SPLIT):X}, which medtrain uses to "
                             "mark replies; remove it")
         n = 0
-        for start, end in record.spans:
+        for (start, end), append in zip(record.spans, flags):
             out.append(text[cursor:start])
             n += start - cursor
             out.append(SPLIT)
             n += 1
             s = n
-            out.append(text[start:end] + eos)
-            n += end - start + len(eos)
+            tail = eos if append else ""
+            out.append(text[start:end] + tail)
+            n += end - start + len(tail)
             spans.append((s, n))
             cursor = end
         out.append(text[cursor:])

@@ -10,13 +10,20 @@ CHATML_TOKENS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</th
                  "</tool_call>", "<tool_response>", "</tool_response>"]
 
 # ---- Qwen2.5: a default system prompt, tools in the system prompt, tool calls and responses ---------------------
-QWEN25 = (
+# the text around the tool definitions, as the family's models were trained with it
+QWEN_TOOLS_INTRO = ("You may call one or more functions to assist with the user query.\n\nYou are provided with "
+                    "function signatures within <tools></tools> XML tags:\n")
+QWEN_TOOLS_OUTRO = ("\n\nFor each function call, return a json object with function name and arguments within "
+                    "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+                    "<args-json-object>}\n</tool_call>")
+QWEN25 = ("{%- set TOOLS_INTRO = " + json.dumps(QWEN_TOOLS_INTRO) + " %}{%- set TOOLS_OUTRO = " + json.dumps(QWEN_TOOLS_OUTRO)
+          + " %}" + 
     "{%- if tools %}{{- '<|im_start|>system\\n' }}"
-    "{%- if messages[0].role == 'system' %}{{- messages[0].content }}{%- else %}{{- 'You are Qwen, a helpful assistant.' }}"
-    "{%- endif %}{{- '\\n\\n# Tools\\n\\n<tools>' }}{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}"
-    "{{- '\\n</tools><|im_end|>\\n' }}"
+    "{%- if messages[0].role == 'system' %}{{- messages[0].content }}{%- else %}{{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}"
+    "{%- endif %}{{- '\\n\\n# Tools\\n\\n' + TOOLS_INTRO + '<tools>' }}{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}"
+    "{%- endfor %}{{- '\\n</tools>' + TOOLS_OUTRO + '<|im_end|>\\n' }}"
     "{%- elif messages[0].role == 'system' %}{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
-    "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, a helpful assistant.<|im_end|>\\n' }}{%- endif %}"
+    "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}{%- endif %}"
     "{%- for m in messages %}"
     "{%- if m.role == 'user' or (m.role == 'system' and not loop.first) %}"
     "{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}"
@@ -34,10 +41,11 @@ QWEN25 = (
 def ref_qwen25(system, messages, tools):
     out = []
     if tools:
-        out.append(("<|im_start|>system\n" + (system or "You are Qwen, a helpful assistant.") + "\n\n# Tools\n\n<tools>"
-                    + "".join("\n" + json.dumps(t) for t in tools) + "\n</tools><|im_end|>\n", False))
+        out.append(("<|im_start|>system\n" + (system or "You are Qwen, created by Alibaba Cloud. You are a helpful "
+                    "assistant.") + "\n\n# Tools\n\n" + QWEN_TOOLS_INTRO + "<tools>" + "".join("\n" + json.dumps(t) for t in tools)
+                    + "\n</tools>" + QWEN_TOOLS_OUTRO + "<|im_end|>\n", False))
     else:
-        out.append(("<|im_start|>system\n" + (system or "You are Qwen, a helpful assistant.") + "<|im_end|>\n", False))
+        out.append(("<|im_start|>system\n" + (system or "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.") + "<|im_end|>\n", False))
     for i, m in enumerate(messages):
         if m["role"] == "user":
             out.append(("<|im_start|>user\n" + m["content"] + "<|im_end|>\n", False))
@@ -105,23 +113,28 @@ def ref_qwen3(system, messages, tools):
     return out
 
 
-# ---- QwQ: reasoning dropped from every reply; the prompt opens the think block ----------------------------------
+# ---- QwQ: reasoning dropped from every reply but the last; the prompt opens the think block ----------------------
 QWQ = (
     "{%- if messages[0].role == 'system' %}{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}{%- endif %}"
     "{%- for m in messages %}{%- if m.role == 'user' %}{{- '<|im_start|>user\\n' + m.content + '<|im_end|>\\n' }}"
-    "{%- elif m.role == 'assistant' %}{%- set content = m.content.split('</think>')[-1].lstrip('\\n') %}"
+    "{%- elif m.role == 'assistant' %}{%- set content = m.content %}"
+    "{%- if not loop.last %}{%- set content = m.content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
     "{{- '<|im_start|>assistant\\n' + content + '<|im_end|>\\n' }}{%- endif %}{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}")
 
 
 def ref_qwq(system, messages, tools):
     out = [("<|im_start|>system\n" + system + "<|im_end|>\n", False)] if system else []
-    for m in messages:
+    for i, m in enumerate(messages):
         if m["role"] == "user":
             out.append(("<|im_start|>user\n" + m["content"] + "<|im_end|>\n", False))
-        else:
-            out += [("<|im_start|>assistant\n", False), (m["content"].split("</think>")[-1].lstrip("\n"), True),
-                    ("<|im_end|>", True), ("\n", False)]
+            continue
+        out.append(("<|im_start|>assistant\n", False))
+        content = m["content"] if i == len(messages) - 1 else m["content"].split("</think>")[-1].lstrip("\n")
+        if content.startswith("<think>\n"):   # the last reply as written: its prompt opens the think block
+            out.append(("<think>\n", False))
+            content = content[len("<think>\n"):]
+        out += [(content, True), ("<|im_end|>", True), ("\n", False)]
     return out
 
 
@@ -149,28 +162,27 @@ def ref_llama31(system, messages, tools):
     return out
 
 
-# ---- Mistral v0.3: the system prompt folded into the last question ---------------------------------------------
+# ---- Mistral v0.3: the system prompt in the last question, only when that is the last message -----------------
 MISTRAL_TOKENS = ["<s>", "</s>", "[INST]", "[/INST]"]
 MISTRAL03 = (
     "{%- if messages[0].role == 'system' %}{%- set system = messages[0].content %}{%- set rest = messages[1:] %}"
     "{%- else %}{%- set rest = messages %}{%- endif %}"
-    "{%- set ns = namespace(last_user=-1) %}{%- for m in rest %}{%- if m.role == 'user' %}"
-    "{%- set ns.last_user = loop.index0 %}{%- endif %}{%- endfor %}"
     "{{- bos_token }}{%- for m in rest %}{%- if m.role == 'user' %}"
-    "{%- if system is defined and loop.index0 == ns.last_user %}{{- '[INST] ' + system + '\\n\\n' + m.content + '[/INST]' }}"
+    "{%- if system is defined and loop.last %}{{- '[INST] ' + system + '\\n\\n' + m.content + '[/INST]' }}"
     "{%- else %}{{- '[INST] ' + m.content + '[/INST]' }}{%- endif %}"
-    "{%- elif m.role == 'assistant' %}{{- ' ' + m.content + eos_token }}{%- endif %}{%- endfor %}")
+    "{%- elif m.role == 'assistant' %}{{- ' ' + m.content | trim + eos_token }}{%- endif %}{%- endfor %}")
 
 
 def ref_mistral03(system, messages, tools):
+    """The system prompt goes into the question only when that question is the last message (at inference):
+    a conversation that ends with a reply is rendered without it."""
     out = [("<s>", False)]
-    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
     for i, m in enumerate(messages):
         if m["role"] == "user":
-            text = (system + "\n\n" + m["content"]) if (system and i == last_user) else m["content"]
+            text = (system + "\n\n" + m["content"]) if (system and i == len(messages) - 1) else m["content"]
             out.append(("[INST] " + text + "[/INST]", False))
         else:
-            out.append((" " + m["content"] + "</s>", True))
+            out.append((" " + m["content"].strip() + "</s>", True))
     return out
 
 
@@ -237,7 +249,7 @@ def ref_phi35(system, messages, tools):
 GLM_TOKENS = ["[gMASK]", "<sop>", "<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>"]
 GLM4 = (
     "[gMASK]<sop>{%- for m in messages %}{{- '<|' + m.role + '|>\\n' + m.content }}{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|assistant|>' }}{%- endif %}")
+    "{%- if add_generation_prompt %}{{- '<|assistant|>\\n' }}{%- endif %}")
 
 
 def ref_glm4(system, messages, tools):
@@ -246,7 +258,7 @@ def ref_glm4(system, messages, tools):
         if m["role"] == "user":
             out.append(("<|user|>\n" + m["content"], False))
         else:
-            out += [("<|assistant|>", False), ("\n" + m["content"], True), ("<|endoftext|>", "eos")]
+            out += [("<|assistant|>\n", False), (m["content"], True), ("<|endoftext|>", "eos")]
     return out
 
 

@@ -72,3 +72,63 @@ def encode_path(encoder, path, skip_bad=False, max_chars=None):
 def decoded_spans(tokenizer, ids, mask):
     return [tokenizer.decode(s, skip_special_tokens=False, clean_up_tokenization_spaces=False)
             for s in trained_spans(ids, mask)]
+
+
+# ---- tiny tokenizers carrying a chat template, and the reference tokenization of a rendered conversation ----
+def chat_tokenizer(template, specials, eos, bos=None, texts=(), kind="bytelevel"):
+    """A tiny tokenizer (byte-level BPE, or SentencePiece-style: "▁" for spaces, byte fallback) trained in
+    milliseconds on `texts`, with `specials` added as special tokens and `template` as its chat_template."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = list(texts) + ["system user assistant model tool \n\n\n"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=kind == "sentencepiece"))
+    if kind == "bytelevel":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        alphabet, reserved = pre_tokenizers.ByteLevel.alphabet(), ["<unk>"]
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split("\n", "isolated"),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)])
+        tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace(replacement="▁",
+                                                                                      prepend_scheme="first")])
+        alphabet = sorted(set("".join(texts)) - {" "}) + ["▁"]
+        reserved = ["<unk>"] + [f"<0x{i:02X}>" for i in range(256)]
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300 + len(reserved), special_tokens=reserved,
+                                                       initial_alphabet=alphabet, show_progress=False))
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=bos, unk_token="<unk>")
+    hf.chat_template = template
+    return hf
+
+
+def reference_encoding(tokenizer, pieces):
+    """(text, ids, trained) of a conversation given as (text, trained) pieces in order, trained being
+    True, False or "eos" (the tokenizer's EOS, appended where the template renders no end of turn): the
+    documented rule, computed apart from the encoder: the text is tokenized whole except that it is cut
+    before each trained span (the part after a cut tokenized as a continuation, behind a special token)."""
+    text, spans, eos_after = "", [], []
+    for piece, trained in pieces:
+        if trained == "eos":
+            eos_after.append(len(text))
+            continue
+        if trained:
+            if spans and spans[-1][1] == len(text):
+                spans[-1] = (spans[-1][0], len(text) + len(piece))
+            else:
+                spans.append((len(text), len(text) + len(piece)))
+        text += piece
+    cuts = sorted({0} | {s for s, _ in spans} | {p for p in eos_after if p < len(text)})
+    ids, trained = [], []
+    for a, b in zip(cuts, cuts[1:] + [len(text)]):
+        lead = tokenizer.eos_token if a else ""
+        enc = tokenizer(lead + text[a:b], add_special_tokens=False, return_offsets_mapping=True)
+        for i, (x, y) in list(zip(enc["input_ids"], enc["offset_mapping"]))[1 if lead else 0:]:
+            x, y = x - len(lead) + a, y - len(lead) + a
+            ids.append(i)
+            trained.append(any(x < e and y > s for s, e in spans))
+        if b in eos_after:
+            ids.append(tokenizer.eos_token_id)
+            trained.append(True)
+    return text, ids, trained
