@@ -1,7 +1,0 @@
-"""The runs behind the top-level scripts; each `main(argv) -> exit code` is also a console script:
-
-    pretrain  pretraining.py            medtrain-pretrain
-    sft       supervised_finetuning.py  medtrain-sft
-    prepare   prepare_data.py           medtrain-prepare
-    merge     merge_peft_adapter.py     medtrain-merge
-"""
