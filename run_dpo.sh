@@ -4,43 +4,32 @@
 #   bash run_dpo.sh                                           # this machine, every GPU (or 2 CPU processes)
 #   MODEL=outputs/sft bash run_dpo.sh --use_peft true          # LoRA on the SFT model; extra flags go to dpo_training.py
 #   DS_CONFIG=zero3.json bash run_dpo.sh                        # ZeRO-3 (full fine-tuning)
-#   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash run_dpo.sh   # on host 1 of 2 (NODE_RANK=1 on host 2)
 #
-# Runs that survive (as run_pt.sh): torchrun restarts the group after a crash, resuming from the latest
-# complete checkpoint; SIGTERM/SIGUSR1 save a checkpoint and end with exit code 143 (rerun to resume).
+# Where to run (read by the launcher, python -m medtrain.resilience; defaults in brackets): NNODES [1],
+# NODE_RANK [0], MASTER_ADDR [127.0.0.1], MASTER_PORT [29500], NPROC_PER_NODE [one per GPU, else 2],
+# RDZV_BACKEND [c10d]. Runs that survive: torchrun restarts the group after a crash (MAX_RESTARTS [3]),
+# resuming from the latest complete checkpoint; SIGTERM/SIGUSR1 make every rank save a checkpoint within
+# SHUTDOWN_TIMEOUT [300] seconds and the script exit with 143 (rerun the same command to resume); bad
+# input exits with 2 and is not restarted. Relative paths (DATA, OUTPUT_DIR, DS_CONFIG, flags) are the
+# caller's; DS_CONFIG=zero2.json or zero3.json also finds the copy next to this script.
 set -euo pipefail
-cd "$(dirname "$0")"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's medtrain
 
 # --- what to train --------------------------------------------------------------------------------
-MODEL=${MODEL:-}                      # the SFT model (a local path or hub name); empty: the tiny demo model
-DATA=${DATA:-data/preference}         # directories/files of preference pairs, or prepared token stores (space separated)
+MODEL=${MODEL:-}                      # the SFT model (a local path or hub name); empty (with empty DATA): the tiny demo
+DATA=${DATA:-}                        # directories/files of preference pairs, or prepared token stores; empty: the demo sample
 OUTPUT_DIR=${OUTPUT_DIR:-outputs/dpo}
 MAX_SOURCE_LENGTH=${MAX_SOURCE_LENGTH:-1024}   # longest prompt in tokens (a longer one keeps its end)
 MAX_TARGET_LENGTH=${MAX_TARGET_LENGTH:-512}    # longest response in tokens
-TEMPLATE=${TEMPLATE:-auto}            # the chat template the model was fine-tuned with (auto: the tokenizer's own, else vicuna)
-DS_CONFIG=${DS_CONFIG:-}              # zero2.json, zero3.json, or empty for plain DDP
+TEMPLATE=${TEMPLATE:-auto}            # the SFT model's chat template (auto: the tokenizer's own, else vicuna)
 BETA=${BETA:-0.1}                     # DPO beta (TRL's --beta); other TRL options (--loss_type ipo ...) go after the flags
-
-# --- where to run ---------------------------------------------------------------------------------
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-MASTER_PORT=${MASTER_PORT:-29500}
-if [ -z "${NPROC_PER_NODE:-}" ]; then  # one process per visible GPU, else 2 CPU processes
-  NPROC_PER_NODE=$(python -c "import torch; print(torch.cuda.device_count() or 2)")
-fi
-
-# --- surviving failures (see run_pt.sh) -----------------------------------------------------------
-MAX_RESTARTS=${MAX_RESTARTS:-3}
+DS_CONFIG=${DS_CONFIG:-}              # zero2.json, zero3.json, or empty for plain DDP
 RESUME=${RESUME:-auto}                # --resume_from_checkpoint: auto (latest complete one, else fresh), a path, false
-SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-300}
-RDZV_BACKEND=${RDZV_BACKEND:-c10d}
 
-args=(--train_file_dir $DATA --output_dir "$OUTPUT_DIR" --max_source_length "$MAX_SOURCE_LENGTH"
-      --max_target_length "$MAX_TARGET_LENGTH" --template_name "$TEMPLATE" --resume_from_checkpoint "$RESUME")
+args=(--output_dir "$OUTPUT_DIR" --resume_from_checkpoint "$RESUME" --max_source_length "$MAX_SOURCE_LENGTH"
+      --max_target_length "$MAX_TARGET_LENGTH" --template_name "$TEMPLATE" --beta "$BETA")
+[ -n "$DATA" ] && args+=(--train_file_dir $DATA)
 [ -n "$MODEL" ] && args+=(--model_name_or_path "$MODEL")
 [ -n "$DS_CONFIG" ] && args+=(--deepspeed "$DS_CONFIG")
-args+=(--beta "$BETA")
-
-export NNODES NODE_RANK MASTER_ADDR MASTER_PORT NPROC_PER_NODE MAX_RESTARTS SHUTDOWN_TIMEOUT RDZV_BACKEND
-exec python -m medtrain.resilience dpo_training.py "${args[@]}" "$@"
+exec python -m medtrain.resilience "$HERE/dpo_training.py" "${args[@]}" "$@"

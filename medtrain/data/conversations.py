@@ -52,6 +52,7 @@ import numpy as np
 
 from medtrain.data.chat_records import (FORMATS, BadRecord, Conversation, detect_format,  # noqa: F401
                                         from_turns, parse_record)
+from medtrain.data.encoding import own_fields_only
 from medtrain.data.chat_templates import ChatTemplate, Rendered, TemplateError, get_template
 from medtrain.data.reply_locator import JinjaRenderer
 from medtrain.data.tool_formats import as_text, get_tool_format
@@ -289,9 +290,7 @@ class ConversationEncoder:
         return {"encoder": "conversation", "template": self.template_name}
 
     def for_source(self, text_field: Optional[str]) -> "ConversationEncoder":
-        if text_field:
-            raise DataError(f"a mixture source's text_field ({text_field!r}) applies to pretraining text; SFT "
-                            "conversations are read from their own fields (conversations, messages, instruction...)")
+        own_fields_only(text_field, "SFT conversations", "conversations, messages, instruction...")
         return self
 
     def counters(self) -> dict:

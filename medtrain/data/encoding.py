@@ -50,3 +50,13 @@ class Encoder(Protocol):
     def encode_batch(self, records: list) -> list[Optional[EncodedDocument]]: ...
 
     def counters(self) -> dict: ...
+
+
+def own_fields_only(text_field: Optional[str], kind: str, fields: str) -> None:
+    """`for_source` of encoders whose records have their own fields: a mixture source's text_field is an
+    error naming the fields that are read instead."""
+    if text_field:
+        from medtrain.errors import DataError
+
+        raise DataError(f"a mixture source's text_field ({text_field!r}) applies to pretraining text; {kind} are "
+                        f"read from their own fields ({fields})")

@@ -50,6 +50,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from medtrain.data.chat_records import BadRecord, Conversation, parse_record
+from medtrain.data.encoding import own_fields_only
 from medtrain.data.chat_templates import Rendered, TemplateError
 from medtrain.data.conversations import ConversationEncoder, _Reporter
 from medtrain.data.sources import RecordReader, SkipCounter, WorkUnit
@@ -241,9 +242,7 @@ class PreferenceEncoder:
                 "max_target_length": self.max_target_length}
 
     def for_source(self, text_field: Optional[str]) -> "PreferenceEncoder":
-        if text_field:
-            raise DataError(f"a mixture source's text_field ({text_field!r}) applies to pretraining text; preference "
-                            "pairs are read from their own fields (conversations/chosen/rejected, prompt, question...)")
+        own_fields_only(text_field, "preference pairs", "conversations/chosen/rejected, prompt, question...")
         return self
 
     def counters(self) -> dict:

@@ -93,12 +93,37 @@ def launch(cmd: list[str], shutdown_timeout: float = 300.0) -> int:
     return rc
 
 
+def processes_per_node(env=os.environ) -> str:
+    """NPROC_PER_NODE, or one process per visible GPU, or 2 CPU processes without one."""
+    if env.get("NPROC_PER_NODE"):
+        return env["NPROC_PER_NODE"]
+    try:
+        import torch
+
+        return str(torch.cuda.device_count() or 2)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return "2"
+
+
+def shipped_config(args: list[str], script: str) -> list[str]:
+    """`--deepspeed zero3.json`: the caller's file, else the one shipped next to the script."""
+    out = list(args)
+    for i, a in enumerate(out[:-1]):
+        if a == "--deepspeed" and not os.path.exists(out[i + 1]):
+            beside = os.path.join(os.path.dirname(os.path.abspath(script)), out[i + 1])
+            if os.path.exists(beside):
+                out[i + 1] = beside
+    return out
+
+
 def torchrun_command(script_and_args: list[str], env=os.environ) -> list[str]:
-    """The torchrun command of `run_pt.sh` / `run_sft.sh`, from their environment variables:
-    NNODES, NPROC_PER_NODE, MASTER_ADDR, MASTER_PORT, MAX_RESTARTS, SHUTDOWN_TIMEOUT, and RDZV_BACKEND
-    (c10d: nodes meet at MASTER_ADDR:MASTER_PORT with a fresh store at every restart, rank 0 goes to
-    the node the rendezvous picks; static: NODE_RANK fixes the ranks, but restarts are unreliable as
-    torch's static rendezvous keeps its store across restarts)."""
+    """The torchrun command of the run_*.sh launchers, from their environment variables (defaults in
+    brackets): NNODES [1], NPROC_PER_NODE [one per GPU, else 2], MASTER_ADDR [127.0.0.1], MASTER_PORT
+    [29500], MAX_RESTARTS [3: restarts of the group after a crash, never after preemption],
+    SHUTDOWN_TIMEOUT [300: seconds the workers get to save after SIGTERM/SIGUSR1], RDZV_BACKEND [c10d:
+    nodes meet at MASTER_ADDR:MASTER_PORT with a fresh store at every restart, rank 0 goes to the node
+    the rendezvous picks; static: NODE_RANK fixes the ranks, but restarts are unreliable as torch's
+    static rendezvous keeps its store across restarts]."""
     backend = env.get("RDZV_BACKEND", "c10d")
     addr, port = env.get("MASTER_ADDR", "127.0.0.1"), env.get("MASTER_PORT", "29500")
     if backend == "static":
@@ -107,7 +132,7 @@ def torchrun_command(script_and_args: list[str], env=os.environ) -> list[str]:
         rdzv = ["--rdzv-backend", backend, "--rdzv-endpoint", f"{addr}:{port}", "--rdzv-id",
                 env.get("RDZV_ID", "medtrain")]
     return [sys.executable, "-m", "torch.distributed.run", "--nnodes", env.get("NNODES", "1"),
-            "--nproc_per_node", env.get("NPROC_PER_NODE", "1"), *rdzv,
+            "--nproc_per_node", processes_per_node(env), *rdzv,
             "--max-restarts", env.get("MAX_RESTARTS", "3"), "--shutdown-timeout", env.get("SHUTDOWN_TIMEOUT", "300"),
             "--signals-to-handle", "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1", *script_and_args]
 
@@ -124,5 +149,5 @@ def main(argv=None) -> int:
     else:
         if os.environ.get("RDZV_BACKEND", "c10d") != "static":
             os.environ["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"  # a fresh store at every restart
-        command = torchrun_command(argv)
+        command = torchrun_command([argv[0], *shipped_config(argv[1:], argv[0])])
     return launch(command, float(os.environ.get("SHUTDOWN_TIMEOUT", "300") or 300))

@@ -1,28 +1,16 @@
-"""The token store: documents tokenized once, on disk, memory-mapped by every rank and every later run.
+"""Building a token store (the layout is in the package docstring): plan the work units once (first
+writer wins, `plan.json`), tokenize this rank's share in `num_proc` worker processes, wait for the other
+builders on the filesystem, write the manifest.
 
-Layout (format version 1), in a directory named by the fingerprint of everything that changes the
-tokens (input paths/sizes/mtimes or contents, the tokenizer, the text field, BOS/EOS, skip policy):
-
-    <cache_dir>/token_store/<fingerprint[:20]>/
-        plan.json            the work units (file, byte range) every builder agrees on
-        units/00000.tokens   token ids of the unit's documents, back to back, raw little-endian
-                             uint16 (vocabulary <= 65535) or uint32 (see manifest "dtype")
-        units/00000.docs.npy int64 document offsets into 00000.tokens: n_docs + 1 values, from 0
-        units/00000.keys.npy uint32 per document: crc32("<relpath>:<byte offset or row>") (holdout)
-        units/00000.json     the unit's counts; written last, by rename: its presence marks the unit done
-        packing/*.npz        block indexes computed from the offsets, per block_size/strategy/split
-        manifest.json        written last, by rename: its presence marks the store complete
-
-Worked example: a unit with documents "Fever." -> [412, 9, 2] and "Take aspirin." -> [77, 1030, 9, 2]
-(EOS = 2) has 00000.tokens = 412 9 2 77 1030 9 2 (7 uint16 values) and 00000.docs.npy = [0, 3, 7].
-
-Building is parallel and collective-free: units are taken round-robin by the builder ranks (every
-rank of every node with prepare_on=global, the ranks of one node with local), and by `num_proc`
-worker processes within a rank. Every file is written under a temporary name and renamed when
-complete, so a killed build leaves nothing a later run trusts, a rerun resumes from finished units,
-and two jobs building the same store at once write identical files (the last rename wins). A rank
-that is done waits for the others by watching the filesystem, never inside a collective, so a
-build of any length cannot hit `ddp_timeout`.
+Shares: units go to the builder ranks (every rank of every node with prepare_on=global, the ranks of
+one node with local) largest first, each to the rank with the fewest bytes so far, and within a rank
+to its workers largest first, with at least 4 units per worker, so no worker idles while work remains.
+Every file is written under a temporary name and renamed when complete, so a killed build leaves
+nothing a later run trusts (the next build removes such leftovers), a rerun resumes from finished
+units, and two jobs building the same store at once write identical files. A rank that is done waits
+for the others by watching the filesystem, never inside a collective, so a build of any length cannot
+hit `ddp_timeout`. A directory is only written into, or removed by --overwrite_cache, when it is empty
+or a store's own (`foreign_contents`).
 """
 
 from __future__ import annotations
