@@ -66,6 +66,10 @@ class OpenFiles:
         self.close()
 
 
+def _writable(path: str) -> bool:
+    return os.access(path, os.W_OK)
+
+
 def default_index_dir() -> str:
     from medtrain.config.arguments import default_cache_dir
 
@@ -124,20 +128,33 @@ class TokenCorpus:
     def _derived_dir(self, store: str, fp: str) -> str:
         """Where this process writes files derived from `store`: the store itself when it may, else
         a directory of its own under index_dir."""
-        if os.access(store, os.W_OK):
+        if _writable(store):
             return store
         return os.path.join(self.index_dir or default_index_dir(), fp[:20])
 
+    def _build(self, store: str, fp: str, name: str, build, what: str) -> tuple[str, bool]:
+        """build_once of the derived file `name` (e.g. packing/x.idx) of `store`, under index_dir when the
+        store cannot be written to (read-only, or a permission the access check did not see)."""
+        for found in (os.path.join(store, name), os.path.join(self.index_dir or default_index_dir(), fp[:20], name)):
+            if valid_index(found):  # built before, by whoever could write where it lies
+                return found, False
+        path = os.path.join(self._derived_dir(store, fp), name)
+        try:
+            return path, build_once(path, build, what)
+        except PermissionError as e:
+            fallback = os.path.join(self.index_dir or default_index_dir(), fp[:20], name)
+            if fallback == path:
+                raise
+            logger.warning("cannot write %s (%s): keeping it under %s instead", path, e, fallback)
+            return fallback, build_once(fallback, build, what)
+
     def _document_index(self, p: str, m: dict) -> IndexFile:
-        candidates = [os.path.join(p, DOCUMENT_INDEX),
-                      os.path.join(self.index_dir or default_index_dir(), m["fingerprint"][:20], DOCUMENT_INDEX)]
-        path = next((c for c in candidates if valid_index(c)), None)
-        if path is None:  # a version-1 store: derive the index from its units, once
-            path = os.path.join(self._derived_dir(p, m["fingerprint"]), DOCUMENT_INDEX)
-            units = [unit_paths(p, u["unit"]) for u in m["units"]]
-            build_once(path, lambda out: write_document_index(units, int(m["documents"]), out, p),
-                       f"the document index of token store {p} (format {m.get('format_version')}: derived from "
-                       f"its units, nothing is tokenized again)")
+        """The store's documents.idx; a version-1 store has none: it is derived from the units, once."""
+        units = [unit_paths(p, u["unit"]) for u in m["units"]]
+        path, _ = self._build(p, m["fingerprint"], DOCUMENT_INDEX,
+                              lambda out: write_document_index(units, int(m["documents"]), out, p),
+                              f"the document index of token store {p} (format {m.get('format_version')}: "
+                              "derived from its units, nothing is tokenized again)")
         f = IndexFile(path)
         if (f.meta.get("documents"), f.meta.get("tokens"), f.meta.get("units")) != \
                 (m["documents"], m["tokens"], len(m["units"])):
@@ -147,11 +164,12 @@ class TokenCorpus:
         return f
 
     def _open_indexes(self) -> None:
-        self._doc_index, self._units, first = [], [], [0]
+        self._doc_index, self._doc_index_paths, self._units, first = [], [], [], [0]
         self._unit_base = []
         for p, m in zip(self.paths, self.manifests):
             f = self._document_index(p, m)
             self._doc_index.append(f)
+            self._doc_index_paths.append(f.path)
             self._unit_base.append(len(self._units))
             for u in m["units"]:
                 up = unit_paths(p, u["unit"])
@@ -167,16 +185,8 @@ class TokenCorpus:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._doc_index = [IndexFile(f) for f in self._doc_index_paths()]
+        self._doc_index = [IndexFile(f) for f in self._doc_index_paths]
         self._files = OpenFiles(self.max_open_files)
-
-    def _doc_index_paths(self) -> list[str]:
-        out = []
-        for p, m in zip(self.paths, self.manifests):
-            c = [os.path.join(p, DOCUMENT_INDEX),
-                 os.path.join(self.index_dir or default_index_dir(), m["fingerprint"][:20], DOCUMENT_INDEX)]
-            out.append(next(x for x in c if valid_index(x)))
-        return out
 
     def close(self) -> None:
         """Close the token files this process has open (the maps go with the object)."""
@@ -302,13 +312,12 @@ class TokenCorpus:
         parts = [d for d, _ in self._chunks(split, holdout_percentage)]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
-    def index_path(self, block_size: int, strategy: str, keep_last: bool = True, split: str = "all",
+    def index_name(self, block_size: int, strategy: str, keep_last: bool = True, split: str = "all",
                    holdout_percentage: float = 0.0) -> str:
-        """The block index file for these settings."""
+        """The block index file for these settings, relative to the first store's derived directory."""
         key = hashlib.sha256(json.dumps([self.fingerprints, block_size, strategy, keep_last, split,
                                          holdout_percentage, PACK_VERSION]).encode()).hexdigest()[:16]
-        return os.path.join(self._derived_dir(self.paths[0], self.fingerprints[0]) if self.paths else
-                            (self.index_dir or default_index_dir()), "packing", f"{strategy}-{block_size}-{split}-{key}.idx")
+        return os.path.join("packing", f"{strategy}-{block_size}-{split}-{key}.idx")
 
     def blocks(self, block_size: int, strategy: str, keep_last: bool = True, split: str = "all",
                holdout_percentage: float = 0.0) -> BlockIndex:
@@ -318,15 +327,18 @@ class TokenCorpus:
             raise ValueError(f"unknown packing strategy {strategy!r}; choose one of {', '.join(DOCUMENT_AWARE)}")
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
-        path = self.index_path(block_size, strategy, keep_last, split, holdout_percentage)
+        if not self.paths:
+            raise DataError("no token store to pack")
+        name = self.index_name(block_size, strategy, keep_last, split, holdout_percentage)
         settings = {"fingerprints": self.fingerprints, "block_size": block_size, "strategy": strategy,
                     "keep_last": keep_last, "split": split, "holdout_percentage": holdout_percentage,
                     "pack_version": PACK_VERSION}
         chunks = lambda: self._chunks(split, holdout_percentage)  # noqa: E731
-        built = build_once(path, lambda out: pack_to_file(chunks, block_size, strategy, keep_last, out,
-                                                          meta={"settings": settings}),
-                           f"block index ({strategy}, block_size {block_size}, split {split}) of "
-                           f"{self.n_documents:,} documents")
+        path, built = self._build(self.paths[0], self.fingerprints[0], name,
+                                  lambda out: pack_to_file(chunks, block_size, strategy, keep_last, out,
+                                                           meta={"settings": settings}),
+                                  f"block index ({strategy}, block_size {block_size}, split {split}) of "
+                                  f"{self.n_documents:,} documents")
         self.index_builds[path] = built
         index = BlockIndex.open(path)
         found = index.settings
