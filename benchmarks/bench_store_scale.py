@@ -150,7 +150,7 @@ def worker(task: str, store: str, strategy: str, bs: int, go: str | None) -> dic
     out["random_block_ms"] = round((time.time() - t3) / 2000 * 1000, 3)
     out["after_2000_random_blocks"] = _memory()
     t4 = time.time()
-    first = next(iter(torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(0))))
+    next(iter(torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(0))))
     out["torch_random_sampler_first_s"] = round(time.time() - t4, 3)
     out["after_torch_random_sampler"] = _memory()
     return out
