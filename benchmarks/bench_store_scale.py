@@ -62,8 +62,8 @@ def synthesize(path: str, n_docs: int, seed: int = 0) -> dict:
                 fh.truncate(int(off[-1]) * 2)
             np.save(base + ".docs.npy", off)
             np.save(base + ".keys.npy", rng.integers(0, 2 ** 32, size=n, dtype=np.uint64).astype(np.uint32))
-            summary = {"unit": i, "source": "synthetic.jsonl", "start": i, "end": i + 1, "bytes": int(off[-1]) * 4,
-                       "documents": n, "tokens": int(off[-1])}
+            summary = {"unit": i, "source": "synthetic.jsonl", "start": i, "end": i + 1,
+                       "bytes": int(off[-1]) * 4, "documents": n, "tokens": int(off[-1])}
             with open(base + ".json", "w") as fh:
                 json.dump(summary, fh)
             units.append(summary)
@@ -99,7 +99,8 @@ def _memory() -> dict:
     import psutil
 
     m = psutil.Process().memory_full_info()
-    return {"rss_mb": round(m.rss / 2 ** 20, 1), "uss_mb": round(m.uss / 2 ** 20, 1), "pss_mb": round(m.pss / 2 ** 20, 1),
+    mb = lambda x: round(x / 2 ** 20, 1)  # noqa: E731
+    return {"rss_mb": mb(m.rss), "uss_mb": mb(m.uss), "pss_mb": mb(m.pss),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "fds": len(os.listdir("/proc/self/fd"))}
 
@@ -142,6 +143,10 @@ def worker(task: str, store: str, strategy: str, bs: int, go: str | None) -> dic
     out["first_batch_s"] = round(time.time() - t2, 3)
     out["start_s"] = round(time.time() - t, 3) + out["open_s"]  # open + index + first batch
     out["batch_shape"] = list(batch["input_ids"].shape)
+    if not go:  # from the process's start (imports included) to the first batch
+        import psutil
+
+        out["since_launch_s"] = round(time.time() - psutil.Process().create_time(), 3)
     out["after_first_batch"] = _memory()
     rng = np.random.default_rng(1)
     t3 = time.time()
@@ -193,6 +198,53 @@ def old_checkout(work: str) -> None:
 # ---------------------------------------------------------------------------------------------------
 # the benchmark
 # ---------------------------------------------------------------------------------------------------
+def report(path: str) -> None:
+    """Markdown tables of every run in results.jsonl (one row per corpus size and implementation)."""
+    runs = [json.loads(line) for line in open(path)]
+
+    def cell(r, key, field, fmt="{:.2f}"):
+        x = r.get(key) or {}
+        if "error" in x:
+            return "failed: " + x["error"][:40]
+        v = x
+        for f in field.split("."):
+            v = v.get(f) if isinstance(v, dict) else None
+        return "-" if v is None else fmt.format(v)
+
+    print("| documents | impl | open s | open USS +MB | concat s | group_by_text s | best_fit s | none s | "
+          "peak RSS +MB (best_fit) | start s | 1st batch s | fds after 2,000 blocks |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        for impl in ("new", "old"):
+            if f"{impl}_start" not in r and f"{impl}_index_concat" not in r:
+                continue
+            o = r.get(f"{impl}_open") or {}
+            uss = (o["after_open"]["uss_mb"] - o["base"]["uss_mb"]) if "base" in o else None
+            print(f"| {r['docs']:,} | {impl} | {cell(r, f'{impl}_open', 'open_s', '{:.3f}')} | "
+                  f"{'-' if uss is None else f'{uss:.0f}'} | "
+                  + " | ".join(cell(r, f"{impl}_index_{s}", "index_s", "{:.1f}") for s in STRATEGIES) + " | "
+                  f"{cell(r, f'{impl}_index_best_fit', 'index_peak_rss_delta_mb', '{:.0f}')} | "
+                  f"{cell(r, f'{impl}_start', 'start_s', '{:.3f}')} | {cell(r, f'{impl}_start', 'first_batch_s', '{:.3f}')} | "
+                  f"{cell(r, f'{impl}_start', 'after_2000_random_blocks.fds', '{}')} |")
+    print()
+    print("| documents | impl | ranks | slowest start s | USS +MB per rank (max) | PSS +MB per rank (max) | "
+          "summed PSS MB | fds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        for impl in ("new", "old"):
+            ranks = [x for x in r.get(f"{impl}_ranks", []) if "error" not in x]
+            if not ranks:
+                if r.get(f"{impl}_ranks"):
+                    print(f"| {r['docs']:,} | {impl} | {len(r[f'{impl}_ranks'])} | failed: "
+                          f"{r[f'{impl}_ranks'][0]['error'][:60]} | | | | |")
+                continue
+            du = max(x["after_first_batch"]["uss_mb"] - x["base"]["uss_mb"] for x in ranks)
+            dp = max(x["after_first_batch"]["pss_mb"] - x["base"]["pss_mb"] for x in ranks)
+            print(f"| {r['docs']:,} | {impl} | {len(ranks)} | {max(x['start_s'] for x in ranks):.2f} | {du:.0f} | "
+                  f"{dp:.0f} | {sum(x['after_first_batch']['pss_mb'] for x in ranks):,.0f} | "
+                  f"{max(x['after_first_batch']['fds'] for x in ranks)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=1_000_000)
@@ -202,6 +254,7 @@ def main() -> None:
     ap.add_argument("--old_timeout", type=float, default=900)
     ap.add_argument("--ranks", type=int, default=8)
     ap.add_argument("--strategy", default="best_fit", help="the strategy of the start-up and 8-process runs")
+    ap.add_argument("--report", action="store_true", help="print the tables of <work>/results.jsonl and exit")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
     ap.add_argument("--go", help=argparse.SUPPRESS)
@@ -210,6 +263,9 @@ def main() -> None:
         print(json.dumps(worker(a.worker, a.store, a.strategy, a.block_size, a.go)))
         return
     work = os.path.abspath(a.work)
+    if a.report:
+        report(os.path.join(work, "results.jsonl"))
+        return
     os.makedirs(work, exist_ok=True)
     old_checkout(work)
     old = set() if a.old == "none" else {"open", "index", "start"} if a.old == "all" else set(a.old.split(","))

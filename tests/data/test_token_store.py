@@ -185,13 +185,14 @@ def test_version_1_store_is_migrated_without_tokenizing(spec, tmp_path):
     m = json.load(open(os.path.join(store, MANIFEST)))
     m["format_version"] = 1
     json.dump(m, open(os.path.join(store, MANIFEST), "w"))
-    units_before = {f: os.path.getmtime(os.path.join(store, "units", f)) for f in os.listdir(os.path.join(store, "units"))}
+    unit_dir = os.path.join(store, "units")
+    units_before = {f: os.path.getmtime(os.path.join(unit_dir, f)) for f in os.listdir(unit_dir)}
     again = StoreBuilder(find_files([DEMO_CORPUS]), spec, str(tmp_path / "cache"), show_progress=False)
     assert again.ensure() == store and again.built_units == 0  # found where it was: nothing tokenized
     v1 = TokenCorpus(store)
     assert os.path.isfile(os.path.join(store, DOCUMENT_INDEX))
     assert all_tokens(v1) == want_tokens and index_sha(v1.blocks(64, "best_fit")) == want_blocks
-    assert {f: os.path.getmtime(os.path.join(store, "units", f)) for f in units_before} == units_before
+    assert {f: os.path.getmtime(os.path.join(unit_dir, f)) for f in units_before} == units_before
 
 
 def test_read_only_store_keeps_its_indexes_under_cache_dir(tmp_path, monkeypatch):
