@@ -261,3 +261,21 @@ def test_thousands_of_units_under_ulimit_256_with_two_workers(tmp_path, demo_dir
     assert "trained, rc 0" in res.stdout
     with open(tmp_path / "out" / "run_summary.json") as fh:
         assert json.load(fh)["global_step"] == 4
+
+
+def test_a_damaged_unit_is_named_when_first_read(tmp_path):
+    """The first and last units are checked on open, every other one when it is first opened (one
+    fstat), so opening a store of thousands of units costs no stat per unit."""
+    store = synthetic_store(str(tmp_path / "s"), [3, 3, 3])
+    tokens = unit_paths(store, 1)["tokens"]
+    with open(tokens, "r+b") as fh:
+        fh.truncate(os.path.getsize(tokens) - 2)
+    corpus = TokenCorpus(store)
+    corpus.tokens(0)
+    with pytest.raises(DataError, match=r"00001\.tokens: .* bytes, the store's index expects"):
+        corpus.tokens(3)
+    last = unit_paths(store, 2)["tokens"]
+    with open(last, "r+b") as fh:
+        fh.truncate(2)
+    with pytest.raises(DataError, match=r"00002\.tokens: 2 bytes, the store's index expects"):
+        TokenCorpus(store)

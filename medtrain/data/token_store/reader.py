@@ -40,10 +40,15 @@ class OpenFiles:
         self.capacity = max(1, capacity)
         self.fds: OrderedDict = OrderedDict()
 
-    def read(self, path: str, offset: int, nbytes: int) -> bytes:
+    def read(self, path: str, offset: int, nbytes: int, size: Optional[int] = None) -> bytes:
+        """`nbytes` at `offset` of `path`; `size`: what the file must hold (checked when it is opened)."""
         fd = self.fds.get(path)
         if fd is None:
             fd = os.open(path, os.O_RDONLY)
+            if size is not None and os.fstat(fd).st_size != size:
+                found = os.fstat(fd).st_size
+                os.close(fd)
+                _check_size(path, found, size)
             self.fds[path] = fd
             while len(self.fds) > self.capacity:
                 os.close(self.fds.popitem(last=False)[1])
@@ -64,6 +69,22 @@ class OpenFiles:
 
     def __del__(self):
         self.close()
+
+
+def _check_size(path: str, found: Optional[int], size: int) -> None:
+    if found != size:
+        raise DataError(f"{path}: {found} bytes, the store's index expects {size}: the store is damaged or was "
+                        "copied incompletely; rebuild it (--overwrite_cache) or copy it again")
+
+
+def _unit_files(store: str, m: dict, j: int) -> list[tuple[str, int]]:
+    """(path, expected bytes) of the j-th unit of a store: its tokens, and its mask (SFT stores)."""
+    u = m["units"][j]
+    up = unit_paths(store, u["unit"])
+    files = [(up["tokens"], int(u["tokens"]) * np.dtype(m["dtype"]).itemsize)]
+    if m.get("has_mask"):
+        files.append((up["mask"], int(u["tokens"])))
+    return files
 
 
 def _writable(path: str) -> bool:
@@ -99,18 +120,11 @@ class TokenCorpus:
                 raise DataError(f"{p}: token store format {m.get('format_version')} is not one this version reads "
                                 f"({', '.join(map(str, READABLE_VERSIONS))}): rebuild it by running the same "
                                 "prepare_data.py (or training) command with --overwrite_cache")
-            itemsize = np.dtype(m["dtype"]).itemsize
-            for u in m["units"]:  # one stat per unit, not per document
-                up = unit_paths(p, u["unit"])
-                expected = {up["tokens"]: int(u["tokens"]) * itemsize}
-                if m.get("has_mask"):
-                    expected[up["mask"]] = int(u["tokens"])
-                for path, size in expected.items():
+            # the first and last units now (a copy that stopped short); every unit when it is first opened
+            for u in {0, len(m["units"]) - 1} if m["units"] else ():
+                for path, size in _unit_files(p, m, u):
                     found = os.path.getsize(path) if os.path.exists(path) else None
-                    if found != size:
-                        raise DataError(f"{path}: {found} bytes, the store's index expects {size}: the store is "
-                                        f"damaged or was copied incompletely; rebuild it (--overwrite_cache) or "
-                                        f"copy it again")
+                    _check_size(path, found, size)
             self.manifests.append(m)
         dtypes = {m["dtype"] for m in self.manifests}
         masks = {bool(m.get("has_mask")) for m in self.manifests}
@@ -164,18 +178,15 @@ class TokenCorpus:
         return f
 
     def _open_indexes(self) -> None:
-        self._doc_index, self._doc_index_paths, self._units, first = [], [], [], [0]
-        self._unit_base = []
+        self._doc_index, self._doc_index_paths, first, units = [], [], [0], [0]
         for p, m in zip(self.paths, self.manifests):
             f = self._document_index(p, m)
             self._doc_index.append(f)
             self._doc_index_paths.append(f.path)
-            self._unit_base.append(len(self._units))
-            for u in m["units"]:
-                up = unit_paths(p, u["unit"])
-                self._units.append((up["tokens"], np.dtype(m["dtype"]), up["mask"] if m.get("has_mask") else None))
             first.append(first[-1] + int(m["documents"]))
+            units.append(units[-1] + len(m["units"]))
         self._store_first = np.asarray(first, dtype=np.int64)
+        self._unit_base = np.asarray(units, dtype=np.int64)
 
     def __getstate__(self):  # spawned dataloader workers map the index files again, by path
         state = dict(self.__dict__)
@@ -237,12 +248,14 @@ class TokenCorpus:
 
     # -- tokens ------------------------------------------------------------------------------------
     def _read(self, unit: int, start: int, length: int, mask: bool = False) -> np.ndarray:
-        path, dtype, mask_path = self._units[unit]
-        if mask:
-            path, dtype = mask_path, np.dtype(np.uint8)
+        k = int(np.searchsorted(self._unit_base, unit, side="right")) - 1
+        files = _unit_files(self.paths[k], self.manifests[k], unit - int(self._unit_base[k]))
+        path, size = files[1] if mask else files[0]
+        dtype = np.dtype(np.uint8) if mask else np.dtype(self.manifests[k]["dtype"])
         if length <= 0:
             return np.zeros(0, dtype)
-        return np.frombuffer(self._files.read(path, start * dtype.itemsize, length * dtype.itemsize), dtype=dtype)
+        data = self._files.read(path, start * dtype.itemsize, length * dtype.itemsize, size)
+        return np.frombuffer(data, dtype=dtype)
 
     def tokens(self, doc: int, start: int = 0, length: Optional[int] = None) -> np.ndarray:
         u, s, n = (int(x[0]) for x in self._locate([doc]))
