@@ -275,6 +275,8 @@ def main() -> None:
     res: dict = {"docs": m["documents"], "tokens": m["tokens"], "units": len(m["units"]), "block_size": a.block_size,
                  "synthesize_s": round(time.time() - t, 1), "store_disk_mb": round(disk_bytes(store) / 2 ** 20, 1)}
     print(f"store: {res['docs']:,} documents, {res['tokens']:,} tokens, {res['units']:,} units ({store})", flush=True)
+    for derived in ("packing", "documents.idx"):  # every run measures the builds from scratch
+        subprocess.run(["rm", "-rf", os.path.join(store, derived)], check=True)
     # open (the new code's first open derives documents.idx from the version-1 units: the migration)
     res["new_migrate"] = run_worker("new", work, "open", store, "concat", a.block_size, 3600)
     res["new_open"] = run_worker("new", work, "open", store, "concat", a.block_size, 600)

@@ -83,6 +83,7 @@ class BlockIndex:
     info: dict = field(default_factory=dict)
     source: Optional[str] = field(default=None, repr=False)  # the index file it maps, if any
     settings: Optional[dict] = field(default=None, repr=False)  # what it was packed for (from the file)
+    _file: object = field(default=None, repr=False, compare=False)  # that file (IndexFile), for `pread`
 
     def __reduce_ex__(self, protocol):  # a mapped index travels to spawned workers as its path, not its data
         if self.source is not None:
@@ -107,6 +108,18 @@ class BlockIndex:
         documents_split_across_blocks), computed from document lengths while packing."""
         c = self.info.get("concat")
         return dict(c) if c is not None else None
+
+    def block_pieces(self, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(documents, starts, lengths) of block b's pieces; an index opened from a file reads them
+        with `pread`, mapping nothing (see `token_store.index.IndexFile.take`)."""
+        f = self._file
+        if f is None:
+            s, e = int(self.block_ptr[b]), int(self.block_ptr[b + 1])
+            return (np.asarray(self.piece_doc[s:e]), np.asarray(self.piece_start[s:e]),
+                    np.asarray(self.piece_len[s:e]))
+        s, e = f.take("block_ptr", [b, b + 1]).tolist()
+        rng = np.arange(s, e, dtype=np.int64)
+        return f.take("piece_doc", rng), f.take("piece_start", rng), f.take("piece_len", rng)
 
     def pieces(self, b: int):
         s, e = self.block_ptr[b], self.block_ptr[b + 1]
@@ -154,7 +167,7 @@ class BlockIndex:
         info = {k: v for k, v in self.info.items() if k != "stats"}
         return BlockIndex(self.piece_doc[:end], self.piece_start[:end], self.piece_len[:end],
                           self.block_ptr[: n + 1], self.block_size, self.strategy, self.dropped_tokens, info,
-                          self.source, self.settings)
+                          self.source, self.settings, self._file)
 
     def save(self, path: str, meta: Optional[dict] = None) -> None:
         """Write this index as an index file (see `token_store.index`), atomically."""
@@ -181,7 +194,7 @@ class BlockIndex:
             raise ValueError(f"{path} is a {f.kind} index, not a block index")
         m = f.meta
         return cls(f["piece_doc"], f["piece_start"], f["piece_len"], f["block_ptr"], int(m["block_size"]),
-                   m["strategy"], int(m["dropped_tokens"]), m.get("info", {}), path, m.get("settings"))
+                   m["strategy"], int(m["dropped_tokens"]), m.get("info", {}), path, m.get("settings"), f)
 
     load = open
 

@@ -125,11 +125,15 @@ def _fsync_dir(path: str) -> None:
 
 
 class IndexFile:
-    """A committed index file, memory-mapped read-only: `arrays[name]` are views into one map (one
-    file descriptor per index file, whatever its size), `meta` the header's meta."""
+    """A committed index file: `arrays[name]` are read-only views into one memory map of it (for
+    whole-array work: packing, stats, tests), `take(name, positions)` reads a few elements with
+    `os.pread` (for the per-block lookups of training: nothing is mapped into the process, so its
+    memory does not grow as it reads; the kernel may map a whole 2 MB page-cache folio for one
+    touched element of a map). `meta` is the header's meta."""
 
     def __init__(self, path: str):
         self.path = path
+        self._fd = None
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size < FOOTER.size:
@@ -142,6 +146,10 @@ class IndexFile:
             fh.seek(h_off)
             header = json.loads(fh.read(h_len))
             self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if h_off else None
+        if self._mm is not None and hasattr(mmap, "MADV_RANDOM"):
+            # lookups are random: no readahead and no fault-around, so a process maps only the pages
+            # it reads (each lookup would otherwise map 64 KB or more of neighbours)
+            self._mm.madvise(mmap.MADV_RANDOM)
         self.kind, self.meta = header["kind"], header["meta"]
         self.arrays = {}
         for name, a in header["arrays"].items():
@@ -151,8 +159,42 @@ class IndexFile:
             else:
                 self.arrays[name] = np.frombuffer(self._mm, dtype=dtype, count=a["count"], offset=a["offset"])
 
+        self._layout = {name: (np.dtype(a["dtype"]), int(a["offset"]), int(a["count"]))
+                        for name, a in header["arrays"].items()}
+
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
+
+    def take(self, name: str, positions) -> np.ndarray:
+        """arrays[name][positions], read with one `os.pread` per run of consecutive positions."""
+        dtype, offset, count = self._layout[name]
+        positions = np.asarray(positions, dtype=np.int64)
+        if len(positions) == 0:
+            return np.zeros(0, dtype)
+        if positions.min() < 0 or positions.max() >= count:
+            raise IndexError(f"{name}[{int(positions.max())}] of {count} in {self.path}")
+        if self._fd is None or self._pid != os.getpid():
+            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        brk = np.flatnonzero(np.diff(positions) != 1) + 1
+        starts = np.concatenate([[0], brk])
+        ends = np.append(brk, len(positions))
+        parts = []
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            first, n = int(positions[a]), b - a
+            parts.append(np.frombuffer(os.pread(self._fd, n * dtype.itemsize, offset + first * dtype.itemsize),
+                                       dtype=dtype))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+
+    def __del__(self):
+        self.close()
 
 
 def valid_index(path: str) -> bool:

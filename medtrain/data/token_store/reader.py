@@ -164,9 +164,9 @@ class TokenCorpus:
 
     def _document_index(self, p: str, m: dict) -> IndexFile:
         """The store's documents.idx; a version-1 store has none: it is derived from the units, once."""
-        units = [unit_paths(p, u["unit"]) for u in m["units"]]
+        units = lambda: [unit_paths(p, u["unit"]) for u in m["units"]]  # noqa: E731
         path, _ = self._build(p, m["fingerprint"], DOCUMENT_INDEX,
-                              lambda out: write_document_index(units, int(m["documents"]), out, p),
+                              lambda out: write_document_index(units(), int(m["documents"]), out, p),
                               f"the document index of token store {p} (format {m.get('format_version')}: "
                               "derived from its units, nothing is tokenized again)")
         f = IndexFile(path)
@@ -187,6 +187,7 @@ class TokenCorpus:
             units.append(units[-1] + len(m["units"]))
         self._store_first = np.asarray(first, dtype=np.int64)
         self._unit_base = np.asarray(units, dtype=np.int64)
+        self._unit_first_doc = [np.array(f["unit_first_doc"]) for f in self._doc_index]  # per unit: small
 
     def __getstate__(self):  # spawned dataloader workers map the index files again, by path
         state = dict(self.__dict__)
@@ -241,9 +242,9 @@ class TokenCorpus:
             at = s == k if len(self._doc_index) > 1 else slice(None)
             local = docs[at] - self._store_first[k]
             f = self._doc_index[k]
-            unit[at] = np.searchsorted(f["unit_first_doc"], local, side="right") - 1 + self._unit_base[k]
-            start[at] = f["doc_start"][local]
-            length[at] = f["doc_len"][local]
+            unit[at] = np.searchsorted(self._unit_first_doc[k], local, side="right") - 1 + self._unit_base[k]
+            start[at] = f.take("doc_start", local)
+            length[at] = f.take("doc_len", local)
         return unit, start, length
 
     # -- tokens ------------------------------------------------------------------------------------
@@ -275,10 +276,7 @@ class TokenCorpus:
     def block_row(self, index: BlockIndex, b: int) -> Row:
         """Block b of `index` as a row (see `rows.build_row`). Pieces that follow each other in the same
         token file (consecutive documents, as concat packs them) are read with one `pread`."""
-        lo, hi = int(index.block_ptr[b]), int(index.block_ptr[b + 1])
-        doc = np.asarray(index.piece_doc[lo:hi])
-        pstart = np.asarray(index.piece_start[lo:hi])
-        plen = np.asarray(index.piece_len[lo:hi])
+        doc, pstart, plen = index.block_pieces(b)
         unit, dstart, _ = self._locate(doc)
         at = dstart + pstart
         # runs of pieces contiguous in one file
