@@ -82,6 +82,8 @@ def synthesize(path: str, n_docs: int, seed: int = 0) -> dict:
 
 def disk_bytes(path: str) -> int:
     """Bytes allocated on disk under path (sparse token files count for nothing)."""
+    if os.path.isfile(path):
+        return os.stat(path).st_blocks * 512
     total = 0
     for root, _, files in os.walk(path):
         for f in files:
