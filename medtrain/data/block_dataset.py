@@ -3,7 +3,8 @@ and `MaterializedBlocks`, the first rows of a finite stream (the streaming path'
 
 Each item of a `BlockDataset` is one block's row (see `rows`); the Trainer's (distributed) sampler
 shuffles and shards the block numbers, so every rank reads its own blocks and nothing is tokenized at
-training time.
+training time. The corpus and the block index are memory-mapped files: a dataloader worker forked
+from a rank shares them, and one started by spawn maps them again by path (nothing is copied).
 """
 
 from __future__ import annotations
@@ -27,10 +28,7 @@ class BlockDataset(torch.utils.data.Dataset):
 
     def lengths(self):
         """Tokens in each block (for length-grouped sampling), from the index alone."""
-        import numpy as np
-
-        cum = np.concatenate([[0], np.cumsum(self.index.piece_len)])
-        return cum[self.index.block_ptr[1:]] - cum[self.index.block_ptr[:-1]]
+        return self.index.block_lengths()
 
     def __getitem__(self, b: int) -> Row:
         if b < 0 or b >= len(self):

@@ -124,23 +124,21 @@ class StorePath:
         if index.n_blocks == 0:
             raise DataError(f"{src.origin}: no training block: the corpus has {info['tokens']} tokens for block_size "
                             f"{a.block_size} (keep the last partial block with --keep_last_block true)")
+        full = index
         if single and a.max_train_samples:  # a mixture caps its blended order instead
             index = (index.sample(a.max_train_samples, self.seed) if a.max_train_samples_mode == "random"
                      else index.select(a.max_train_samples))
         summary = {**info, **index.stats()}
         if single and a.packing_strategy != "concat":  # what document-aware packing costs or saves
-            base = corpus.blocks(a.block_size, "concat", a.keep_last_block, self.split, self.holdout).stats()
-            summary["concat_for_comparison"] = {k: base[k] for k in (
-                "blocks", "padding_fraction", "documents_split_across_blocks")}
+            summary["concat_for_comparison"] = full.concat_comparison()  # from the lengths, while packing
         held = None
         if self.holdout > 0:
-            summary["documents"] = int(len(corpus.split_documents("train", self.holdout)))
+            summary["documents"] = full.documents_in_split
             eindex = corpus.blocks(a.block_size, a.packing_strategy, True, "eval", self.holdout)
             if eindex.n_blocks:
                 held = BlockDataset(corpus, eindex)
-                summary["eval"] = {"documents": int(len(corpus.split_documents("eval", self.holdout))),
-                                   **eindex.stats()}
-        return Part(BlockDataset(corpus, index), held, int(index.piece_len.sum()), summary, index.document_aware)
+                summary["eval"] = {"documents": eindex.documents_in_split, **eindex.stats()}
+        return Part(BlockDataset(corpus, index), held, summary["tokens_in_blocks"], summary, index.document_aware)
 
     def validation(self, paths) -> tuple[torch.utils.data.Dataset, dict]:
         a = self.args

@@ -92,7 +92,7 @@ def test_store_documents_are_the_tokenizer_ids(tmp_path, tokenizer, spec):
         assert corpus.tokens(d).tolist() == expected
     assert corpus.dtype == np.uint16
     m = json.load(open(os.path.join(path, "manifest.json")))
-    assert m["documents"] == 2 and m["format_version"] == 1
+    assert m["documents"] == 2 and m["format_version"] == 2
 
 
 def test_fingerprint_changes_with_inputs_tokenizer_and_field(tmp_path, tokenizer, spec):

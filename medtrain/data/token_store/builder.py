@@ -28,7 +28,9 @@ from typing import Optional
 import numpy as np
 
 from medtrain.resilience import faults
-from medtrain.data.token_store.layout import FORMAT_VERSION, MANIFEST, atomic_npy, atomic_write, is_store, unit_paths
+from medtrain.data.token_store.layout import (DOCUMENT_INDEX, FORMAT_VERSION, MANIFEST, TOKENS_VERSION, atomic_npy,
+                                              atomic_write, is_store, unit_paths)
+from medtrain.data.token_store.index import IndexFile, build_once, write_document_index
 from medtrain.data.token_store.reader import TokenCorpus
 from medtrain.runtime.measure import peak_rss_mb
 from medtrain.errors import DataError, write_failure
@@ -61,7 +63,7 @@ def fingerprint(files: list[SourceFile], encoder, skip_bad: bool, max_chars: Opt
         raise ValueError(f"--fingerprint must be metadata or content, not {mode!r}")
     inputs = [[f.path, f.size, f.mtime_ns] if mode == "metadata" else [f.relpath, _file_digest(f.path)]
               for f in files]
-    payload = {"format_version": FORMAT_VERSION, "inputs": inputs, "encoder": encoder.fingerprint,
+    payload = {"format_version": TOKENS_VERSION, "inputs": inputs, "encoder": encoder.fingerprint,
                "skip_bad": skip_bad, "max_chars": max_chars}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -309,65 +311,10 @@ class StoreBuilder:
             missing_ranks = [r for r in missing_ranks if not rank_file(r)]
 
     def _write_manifest(self, units: list[WorkUnit], seconds: float) -> None:
-        summaries = []
-        for i in range(len(units)):
-            with open(unit_paths(self.path, i)["done"]) as fh:
-                summaries.append(json.load(fh))
-        skipped = SkipCounter()
-        for s in summaries:
-            skipped.merge(s["skipped"])
-        docs = sum(s["documents"] for s in summaries)
-        tokens = sum(s["tokens"] for s in summaries)
-        if docs == 0:
-            raise DataError("no documents were read from " + ", ".join(sorted({f.path for f in self.files}))
-                            + f" (skipped: {skipped.to_dict()})")
-        build_seconds = sum(s["seconds"] for s in summaries)
-        counters: dict = {}
-        for s in summaries:
-            for k, v in s.get("counters", {}).items():
-                counters[k] = counters.get(k, 0) + v
-        spec = self.encoder.spec
-        ranks = []
-        for r in range(self.world):
-            try:
-                with open(os.path.join(self.path, "ranks", f"{r}.json")) as fh:
-                    ranks.append(json.load(fh))
-            except (OSError, ValueError):
-                pass
-        lengths = np.concatenate([np.diff(np.load(unit_paths(self.path, i)["docs"])) for i in range(len(units))])
-        from medtrain.runtime.measure import length_histogram
-
-        histogram = length_histogram(lengths, os.path.join(self.path, "doc_lengths.png"))
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "fingerprint": self.fp,
-            "dtype": np.dtype(self.encoder.dtype).name,
-            "has_mask": bool(self.encoder.has_mask),
-            "vocab_size": spec.vocab_size,
-            "bos_id": spec.bos_id, "eos_id": spec.eos_id,
-            "add_bos": spec.add_bos, "add_eos": spec.add_eos,
-            **self.encoder.describe(),
-            "inputs": [{"path": f.path, "relpath": f.relpath, "size": f.size, "mtime_ns": f.mtime_ns}
-                       for f in self.files],
-            "units": [{k: s[k] for k in ("unit", "source", "start", "end", "bytes", "documents", "tokens")}
-                      for s in summaries],
-            "documents": docs, "tokens": tokens, "bytes": sum(s["bytes"] for s in summaries),
-            "skipped": skipped.to_dict(),
-            "skipped_examples": [e for s in summaries for e in s.get("skipped_examples", [])][:20],
-            **counters,
-            "wall_seconds": round(seconds, 3),
-            "worker_seconds": round(build_seconds, 3),
-            "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
-            "peak_rss_mb_per_worker": max(s["peak_rss_mb"] for s in summaries),
-            "ranks": ranks,
-            "document_length_histogram": histogram,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        atomic_write(os.path.join(self.path, MANIFEST), json.dumps(manifest, indent=1).encode())
-        logger.info("Token store ready: %s (%s documents, %s tokens, %.1f s; skipped: %s)\n"
-                    "Document lengths (tokens):\n%s", self.path, f"{docs:,}", f"{tokens:,}", seconds,
-                    skipped.to_dict() or "nothing", "\n".join(histogram))
-
+        """The document index and the manifest, written by one builder (the first to take the lock);
+        the others wait for the manifest on the filesystem (see `index.build_once`)."""
+        build_once(os.path.join(self.path, MANIFEST), lambda out: _manifest_once(self, units, seconds),
+                   f"the manifest of token store {self.path}", done=os.path.isfile)
 
 # ---------------------------------------------------------------------------------------------------
 # reading
@@ -414,7 +361,7 @@ def prepare_store(paths, data_args, encoder, dist, what: str = "--train_file_dir
         stores.append(builder.ensure(overwrite=data_args.overwrite_cache))
         info["tokenized_this_run"] = builder.built_units > 0
         info["units_tokenized_this_rank"] = builder.built_units
-    corpus = TokenCorpus(stores)
+    corpus = TokenCorpus(stores, index_dir=os.path.join(data_args.cache_dir or default_cache_dir(), "token_store_index"))
     info.update(corpus.summary())
     return corpus, input_report(scan, info)
 
@@ -471,3 +418,68 @@ def foreign_contents(path: str) -> list[str]:
         return []
     return [n for n in names if not (n in ("units", "ranks") and os.path.isdir(os.path.join(path, n)) and all(
         _STORE_PART.match(m) for m in os.listdir(os.path.join(path, n))))]
+
+
+# ---------------------------------------------------------------------------------------------------
+# the manifest (helpers of StoreBuilder._write_manifest)
+# ---------------------------------------------------------------------------------------------------
+def _manifest_once(b: StoreBuilder, units: list[WorkUnit], seconds: float) -> None:
+    summaries = []
+    for i in range(len(units)):
+        with open(unit_paths(b.path, i)["done"]) as fh:
+            summaries.append(json.load(fh))
+    skipped = SkipCounter()
+    for s in summaries:
+        skipped.merge(s["skipped"])
+    docs = sum(s["documents"] for s in summaries)
+    tokens = sum(s["tokens"] for s in summaries)
+    if docs == 0:
+        raise DataError("no documents were read from " + ", ".join(sorted({f.path for f in b.files}))
+                        + f" (skipped: {skipped.to_dict()})")
+    build_seconds = sum(s["seconds"] for s in summaries)
+    counters: dict = {}
+    for s in summaries:
+        for k, v in s.get("counters", {}).items():
+            counters[k] = counters.get(k, 0) + v
+    spec = b.encoder.spec
+    ranks = []
+    for r in range(b.world):
+        try:
+            with open(os.path.join(b.path, "ranks", f"{r}.json")) as fh:
+                ranks.append(json.load(fh))
+        except (OSError, ValueError):
+            pass
+    doc_index = os.path.join(b.path, DOCUMENT_INDEX)
+    write_document_index([unit_paths(b.path, i) for i in range(len(units))], docs, doc_index, b.path)
+    from medtrain.runtime.measure import length_histogram
+
+    histogram = length_histogram(IndexFile(doc_index)["doc_len"], os.path.join(b.path, "doc_lengths.png"))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "fingerprint": b.fp,
+        "dtype": np.dtype(b.encoder.dtype).name,
+        "has_mask": bool(b.encoder.has_mask),
+        "vocab_size": spec.vocab_size,
+        "bos_id": spec.bos_id, "eos_id": spec.eos_id,
+        "add_bos": spec.add_bos, "add_eos": spec.add_eos,
+        **b.encoder.describe(),
+        "inputs": [{"path": f.path, "relpath": f.relpath, "size": f.size, "mtime_ns": f.mtime_ns}
+                   for f in b.files],
+        "units": [{k: s[k] for k in ("unit", "source", "start", "end", "bytes", "documents", "tokens")}
+                  for s in summaries],
+        "documents": docs, "tokens": tokens, "bytes": sum(s["bytes"] for s in summaries),
+        "skipped": skipped.to_dict(),
+        "skipped_examples": [e for s in summaries for e in s.get("skipped_examples", [])][:20],
+        **counters,
+        "wall_seconds": round(seconds, 3),
+        "worker_seconds": round(build_seconds, 3),
+        "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
+        "peak_rss_mb_per_worker": max(s["peak_rss_mb"] for s in summaries),
+        "ranks": ranks,
+        "document_length_histogram": histogram,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    atomic_write(os.path.join(b.path, MANIFEST), json.dumps(manifest, indent=1).encode())
+    logger.info("Token store ready: %s (%s documents, %s tokens, %.1f s; skipped: %s)\n"
+                "Document lengths (tokens):\n%s", b.path, f"{docs:,}", f"{tokens:,}", seconds,
+                skipped.to_dict() or "nothing", "\n".join(histogram))

@@ -9,8 +9,12 @@ import socket
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2           # 2: the document index (documents.idx) and block indexes are .idx files
+READABLE_VERSIONS = (1, 2)   # a version-1 store gets its documents.idx derived from its units on first open
+TOKENS_VERSION = 1           # the unit files' format, what the fingerprint hashes: unchanged since version 1,
+                             # so a version-1 store is found (and migrated) where it is, never tokenized again
 MANIFEST = "manifest.json"
+DOCUMENT_INDEX = "documents.idx"
 
 
 def atomic_write(path: str, data: bytes) -> None:
