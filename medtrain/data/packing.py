@@ -182,7 +182,7 @@ class BlockIndex:
         ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         info = {k: v for k, v in self.info.items() if k != "stats"}
         return BlockIndex(self.piece_doc[take], self.piece_start[take], self.piece_len[take], ptr, self.block_size,
-                          self.strategy, self.dropped_tokens, info, self.source, self.settings, self._file)
+                          self.strategy, self.dropped_tokens, info, self.source, self.settings)  # not the file
 
     def save(self, path: str, meta: Optional[dict] = None) -> None:
         """Write this index as an index file (see `token_store.index`), atomically."""
