@@ -1,6 +1,7 @@
 """prepare_data.py: alone, under torchrun, on two nodes without a shared filesystem, killed and
 resumed; all give the blocks of the streaming path."""
 
+import glob
 import json
 import os
 import signal
@@ -93,7 +94,7 @@ def test_killed_build_resumes_from_finished_units(demo_dir, tmp_path, streamed):
     # 1.5 s per unit: kill it after the first unit is complete
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while not os.path.exists(out / "units" / "00000.json"):
+    while not glob.glob(str(out / "units" / "*.json")):  # units are built largest first
         assert time.time() < deadline and proc.poll() is None
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -140,3 +141,14 @@ def test_leftovers_of_a_killed_build_are_removed_by_the_next(tmp_path, spec):
         open(p, "wb").write(b"partial")
     builder.ensure()
     assert not os.path.exists(dead) and os.path.exists(other_host)  # another host's file may be in use
+
+
+def test_manifest_says_which_backend_and_how_busy_each_worker_was(demo_dir, tmp_path):
+    assert prepare_main(prep_args(demo_dir, tmp_path / "s", "--num_proc", "2")) == 0
+    m = json.load(open(tmp_path / "s" / "manifest.json"))
+    from medtrain.data.tokenizer_backends import installed_backends
+
+    assert len(m["tokenizer_backend"]) == 1 and m["tokenizer_backend"][0] in ["hf", *installed_backends()]
+    workers = m["workers"]
+    assert len(workers) == 2 and sum(w["units"] for w in workers) == len(m["units"]) >= 8  # 4 per worker
+    assert all(0 < w["busy_fraction"] <= 1 and w["units"] >= 2 for w in workers)

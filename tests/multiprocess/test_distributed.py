@@ -144,7 +144,7 @@ def test_slow_store_build_does_not_hit_ddp_timeout(demo_dir, tmp_path):
     t0 = time.time()
     torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "slow", "--ddp_timeout", "10", "--max_steps", "3",
                                        "--per_device_train_batch_size", "2", "--save_strategy", "no"),
-             MEDTRAIN_TEST_SLOW_UNIT_SECONDS=12, MEDTRAIN_TEST_SLOW_RANK=1)
+             MEDTRAIN_TEST_SLOW_UNIT_SECONDS=12, MEDTRAIN_TEST_SLOW_RANK=1, MEDTRAIN_TEST_SLOW_UNITS=1)
     assert time.time() - t0 > 12  # the build really was slower than the timeout
     assert len(logged_losses(tmp_path / "slow")) == 3
     summary = json.load(open(tmp_path / "slow" / "run_summary.json"))

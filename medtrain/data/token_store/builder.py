@@ -476,6 +476,8 @@ def _manifest_once(b: StoreBuilder, units: list[WorkUnit], seconds: float) -> No
         "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
         "peak_rss_mb_per_worker": max(s["peak_rss_mb"] for s in summaries),
         "ranks": ranks,
+        "tokenizer_backend": sorted({s.get("tokenizer_backend", "hf") for s in summaries}) or ["hf"],
+        "workers": worker_busy(summaries),
         "document_length_histogram": histogram,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
@@ -483,3 +485,30 @@ def _manifest_once(b: StoreBuilder, units: list[WorkUnit], seconds: float) -> No
     logger.info("Token store ready: %s (%s documents, %s tokens, %.1f s; skipped: %s)\n"
                 "Document lengths (tokens):\n%s", b.path, f"{docs:,}", f"{tokens:,}", seconds,
                 skipped.to_dict() or "nothing", "\n".join(histogram))
+
+
+def worker_busy(summaries: list) -> list:
+    """Per worker process (host, pid) of the builds that made these units: units, seconds busy, and the busy
+    fraction of its rank's build (busy seconds / the time from the first unit's start to the last unit's
+    end on that host): how evenly the plan kept every worker working. Units built by an earlier, killed
+    build count for the worker that built them."""
+    by_worker: dict = {}
+    for s in summaries:
+        if "pid" not in s:
+            continue
+        w = by_worker.setdefault((s["host"], s["pid"]), {"host": s["host"], "pid": s["pid"], "units": 0,
+                                                          "busy_seconds": 0.0, "started": s["started"],
+                                                          "finished": s["finished"]})
+        w["units"] += 1
+        w["busy_seconds"] += s["finished"] - s["started"]
+        w["started"], w["finished"] = min(w["started"], s["started"]), max(w["finished"], s["finished"])
+    span: dict = {}
+    for w in by_worker.values():
+        lo, hi = span.get(w["host"], (w["started"], w["finished"]))
+        span[w["host"]] = (min(lo, w["started"]), max(hi, w["finished"]))
+    out = []
+    for w in by_worker.values():
+        lo, hi = span[w["host"]]
+        out.append({"host": w["host"], "pid": w["pid"], "units": w["units"], "busy_seconds": round(w["busy_seconds"], 3),
+                    "busy_fraction": round(w["busy_seconds"] / (hi - lo), 3) if hi > lo else 1.0})
+    return sorted(out, key=lambda w: (w["host"], w["pid"]))

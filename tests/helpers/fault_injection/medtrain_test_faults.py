@@ -8,6 +8,7 @@ read by `install_from_env` (sitecustomize.py in this directory installs it at st
     MEDTRAIN_TEST_KILL_TARGET=self|agent|launcher (this rank, its torchrun agent, the agent's parent)
     MEDTRAIN_TEST_KILL_WHEN=step|save (end of the step, or inside the save before the completion barrier)
     MEDTRAIN_TEST_SLOW_UNIT_SECONDS=<s>  MEDTRAIN_TEST_SLOW_RANK=<rank> (default: every rank)
+    MEDTRAIN_TEST_SLOW_UNITS=<n> (only the first n units of each process; default: every unit)
     MEDTRAIN_TEST_WAIT_LOG_SECONDS=<s>   interval of the "waiting" log lines
 
 Kills act on the first torchrun attempt only (TORCHELASTIC_RESTART_COUNT unset or 0).
@@ -64,13 +65,19 @@ class KillAtStep:
 
 
 class SlowUnits:
-    """Sleep `seconds` before each token-store unit this rank builds (all ranks, or only `rank`)."""
+    """Sleep `seconds` before each token-store unit this rank builds (all ranks, or only `rank`), or only
+    before the first `at_most` units of this process."""
 
-    def __init__(self, seconds, rank=None):
+    def __init__(self, seconds, rank=None, at_most=None):
         self.seconds, self.rank = float(seconds), rank
+        self.left = None if at_most is None else int(at_most)
 
     def __call__(self, name, **info):
         if name == "unit_build" and (self.rank is None or int(os.environ.get("RANK", "0")) == int(self.rank)):
+            if self.left is not None:
+                if self.left <= 0:
+                    return
+                self.left -= 1
             time.sleep(self.seconds)
 
 
@@ -92,7 +99,8 @@ def install_from_env(env=os.environ):
                                     env.get("MEDTRAIN_TEST_KILL_SIGNAL", "SIGKILL"),
                                     env.get("MEDTRAIN_TEST_KILL_TARGET", "self"), env.get("MEDTRAIN_TEST_KILL_WHEN", "step")))
     if env.get("MEDTRAIN_TEST_SLOW_UNIT_SECONDS"):
-        injectors.append(SlowUnits(env["MEDTRAIN_TEST_SLOW_UNIT_SECONDS"], env.get("MEDTRAIN_TEST_SLOW_RANK")))
+        injectors.append(SlowUnits(env["MEDTRAIN_TEST_SLOW_UNIT_SECONDS"], env.get("MEDTRAIN_TEST_SLOW_RANK"),
+                                   env.get("MEDTRAIN_TEST_SLOW_UNITS")))
     if env.get("MEDTRAIN_TEST_WAIT_LOG_SECONDS"):
         barriers.WAIT_LOG_SECONDS = float(env["MEDTRAIN_TEST_WAIT_LOG_SECONDS"])
     if injectors:
