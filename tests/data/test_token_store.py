@@ -279,3 +279,21 @@ def test_a_damaged_unit_is_named_when_first_read(tmp_path):
         fh.truncate(2)
     with pytest.raises(DataError, match=r"00002\.tokens: 2 bytes, the store's index expects"):
         TokenCorpus(store)
+
+
+def test_a_store_removed_while_in_use_is_named(spec, tmp_path):
+    import shutil
+
+    from medtrain.data.sources import find_files
+    from medtrain.data.token_store import StoreBuilder, TokenCorpus
+    from medtrain.errors import DataError
+
+    data = tmp_path / "a.txt"
+    data.write_text("".join(f"document {i} about fever\n" for i in range(50)))
+    store = StoreBuilder(find_files([str(data)]), spec, str(tmp_path / "cache"), show_progress=False).ensure()
+    corpus = TokenCorpus(store, max_open_files=1)
+    assert len(corpus.tokens(0)) > 0
+    shutil.rmtree(os.path.join(store, "units"))  # what a concurrent --overwrite_cache job does
+    with pytest.raises(DataError, match="was removed or rebuilt while this run used it"):
+        for d in range(corpus.n_documents):  # reaches a unit file not opened yet
+            corpus.tokens(d)

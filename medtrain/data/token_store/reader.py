@@ -44,7 +44,13 @@ class OpenFiles:
         """`nbytes` at `offset` of `path`; `size`: what the file must hold (checked when it is opened)."""
         fd = self.fds.get(path)
         if fd is None:
-            fd = os.open(path, os.O_RDONLY)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                store = os.path.dirname(os.path.dirname(path))
+                raise DataError(f"{path} is gone: the token store {store} was removed or rebuilt while this run "
+                                "used it (another job with --overwrite_cache, or a cleanup). Run again once that "
+                                "job is done; the store is then found, or built, whole") from None
             if size is not None and os.fstat(fd).st_size != size:
                 found = os.fstat(fd).st_size
                 os.close(fd)
