@@ -104,7 +104,7 @@ def test_resume_continues_with_the_same_losses(demo_dir, tmp_path):
 
 def test_bad_pair_stops_with_file_and_line_or_is_counted(demo_dir, tmp_path, capsys):
     good = {"question": "Q?", "response_chosen": "Good answer.", "response_rejected": "Bad."}
-    path = write_records(tmp_path / "data" / "p.jsonl", [good] * 20 + [{"question": "Q?", "response_chosen": "A."}])
+    write_records(tmp_path / "data" / "p.jsonl", [good] * 20 + [{"question": "Q?", "response_chosen": "A."}])
     assert main_dpo(args(demo_dir, tmp_path, "bad", "--max_steps", "1", data=str(tmp_path / "data"))) == 2
     err = capsys.readouterr().err
     assert "p.jsonl:21: missing 'response_rejected'" in err and "--skip_bad_lines" in err

@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 
 from medtrain.resilience import faults
+from medtrain.data.token_store.index import pid_alive as _pid_alive
 from medtrain.data.token_store.layout import (DOCUMENT_INDEX, FORMAT_VERSION, MANIFEST, TOKENS_VERSION, atomic_npy,
                                               atomic_write, is_store, unit_paths)
 from medtrain.data.token_store.index import IndexFile, build_once, write_document_index
@@ -364,16 +365,6 @@ def prepare_store(paths, data_args, encoder, dist, what: str = "--train_file_dir
     corpus = TokenCorpus(stores, index_dir=os.path.join(data_args.cache_dir or default_cache_dir(), "token_store_index"))
     info.update(corpus.summary())
     return corpus, input_report(scan, info)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_temporaries(store: str) -> list[str]:

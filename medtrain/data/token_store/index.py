@@ -214,7 +214,8 @@ def valid_index(path: str) -> bool:
 # ---------------------------------------------------------------------------------------------------
 # built once: first-writer-wins lock files
 # ---------------------------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -247,7 +248,7 @@ def _try_lock(lock: str) -> bool:
 def _stale(owner: Optional[dict], stale_seconds: float) -> bool:
     if owner is None:
         return False
-    if owner.get("host") == socket.gethostname() and not _pid_alive(int(owner.get("pid", -1))):
+    if owner.get("host") == socket.gethostname() and not pid_alive(int(owner.get("pid", -1))):
         return True
     return time.time() - owner["mtime"] > stale_seconds
 
