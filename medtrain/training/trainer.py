@@ -73,6 +73,35 @@ class StreamCursorTracker:
                 "rotation": (self.rotation + self.batches) % self.workers, "slots": self.slots}
 
 
+class ChunkedRandomSampler(torch.utils.data.Sampler):
+    """The order accelerate's SeedableRandomSampler gives the Trainer (a permutation from
+    `torch.randperm` with a generator seeded `data_seed` (else torch's initial seed) + epoch), yielded in
+    chunks from the permutation tensor instead of from a Python list of every block number: 8 bytes per
+    block instead of about 36 (at 100 million blocks: 0.8 GB instead of 3.6 GB per rank). Not a
+    RandomSampler, so accelerate keeps it; every rank draws the same order and takes its shard."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, n: int, data_seed=None):
+        self.n = n
+        self.initial_seed = data_seed if data_seed is not None else torch.random.initial_seed()
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        generator = torch.Generator()
+        generator.manual_seed(self.initial_seed + self.epoch)
+        order = torch.randperm(self.n, generator=generator)
+        for start in range(0, self.n, self.CHUNK):
+            yield from order[start: start + self.CHUNK].tolist()
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
 class MedTrainer(Trainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,6 +134,9 @@ class MedTrainer(Trainer):
         if self.args.train_sampling_strategy == "group_by_length":
             return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
                                         dataset=ds, lengths=row_lengths(ds))
+        if (isinstance(ds, BlockDataset) and self.args.train_sampling_strategy == "random"
+                and self.args.accelerator_config.use_seedable_sampler):
+            return ChunkedRandomSampler(len(ds), self.args.data_seed)
         return super()._get_train_sampler(train_dataset)
 
     def _get_eval_sampler(self, eval_dataset):
