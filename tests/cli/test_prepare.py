@@ -152,3 +152,20 @@ def test_manifest_says_which_backend_and_how_busy_each_worker_was(demo_dir, tmp_
     workers = m["workers"]
     assert len(workers) == 2 and sum(w["units"] for w in workers) == len(m["units"]) >= 8  # 4 per worker
     assert all(0 < w["busy_fraction"] <= 1 and w["units"] >= 2 for w in workers)
+
+
+def test_a_store_directory_whose_plan_is_being_written_is_not_foreign(tmp_path):
+    import socket
+
+    from medtrain.data.token_store.builder import foreign_contents
+
+    d = tmp_path / "store"
+    (d / "units").mkdir(parents=True)
+    (d / f"plan.json.tmp.{socket.gethostname()}.123").write_text("[]")  # another rank, between write and link
+    assert foreign_contents(str(d)) == []
+    (d / "notes.txt").write_text("x")
+    assert foreign_contents(str(d)) == []  # a store's own directory: its plan marks it
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    assert foreign_contents(str(other)) == ["notes.txt"]

@@ -405,7 +405,7 @@ def foreign_contents(path: str) -> list[str]:
     if not os.path.isdir(path):
         return [] if not os.path.exists(path) else [os.path.basename(path)]
     names = sorted(os.listdir(path))
-    if any(n in STORE_FILES for n in names):
+    if any(n in STORE_FILES or n.split(".tmp.")[0] in STORE_FILES for n in names):  # a plan being written
         return []
     return [n for n in names if not (n in ("units", "ranks") and os.path.isdir(os.path.join(path, n)) and all(
         _STORE_PART.match(m) for m in os.listdir(os.path.join(path, n))))]
