@@ -49,11 +49,13 @@ def encoded_documents(unit: WorkUnit, encoder: Encoder, skip_bad: bool, max_char
     filtering = split != "all" and holdout_percentage > 0
     if split == "eval" and holdout_percentage <= 0:
         return
+    threshold = int(round(holdout_percentage * 100))  # the hold-out rule of is_held_out, per document
+    want_held = split == "eval"
     relpath = unit.file.relpath
     pending: list = []
     size = 0
     for key, record in encoder.read(unit, skip_bad, max_chars, skipped):
-        if filtering and not in_split([doc_hash(relpath, key)], split, holdout_percentage)[0]:
+        if filtering and ((doc_hash(relpath, key) % 10000 < threshold) != want_held):
             continue
         pending.append((key, record))
         size += encoder.size(record)

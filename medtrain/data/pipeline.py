@@ -37,6 +37,7 @@ from medtrain.runtime.distributed import DistInfo
 logger = logging.getLogger(__name__)
 
 DEFAULT_STREAMING_EVAL_BLOCKS = 256
+STREAM_SAMPLE_UNITS = 64  # work units whose first documents verify a tokenizer backend for a stream
 
 
 @dataclass
@@ -217,7 +218,9 @@ class StreamingPath:
         every unit of these files (SFT conversations keep HF tokenizers: they need character offsets)."""
         if not isinstance(encoder, TextEncoder):
             return encoder
-        samples = sample_texts(plan_units(files), encoder.text_field)
+        # every rank repeats this at every start: a bounded sample spread over the corpus (a store build reads
+        # every unit's first documents, once)
+        samples = sample_texts(plan_units(files), encoder.text_field, max_units=STREAM_SAMPLE_UNITS)
         return encoder.with_spec(resolve_backend(encoder.spec, self.args.tokenizer_backend, samples))
 
     def validation(self, paths) -> tuple[torch.utils.data.Dataset, dict]:

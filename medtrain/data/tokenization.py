@@ -66,12 +66,18 @@ class TokenizerSpec:
         return tok
 
 
-def sample_texts(units, text_field: Optional[str] = "text", per_unit: int = 4, max_chars: int = 1 << 20) -> list:
+def sample_texts(units, text_field: Optional[str] = "text", per_unit: int = 4, max_chars: int = 1 << 20,
+                 max_units: Optional[int] = None) -> list:
     """The first `per_unit` documents of every work unit (bad lines skipped, texts cut to `max_chars`):
     the corpus part of the verification sample of `resolve_backend`. With `text_field=None` (SFT
-    records), every string value of each record is taken (system, prompts, replies)."""
+    records), every string value of each record is taken (system, prompts, replies). `max_units` bounds
+    the units read to that many, spread evenly over the plan (for checks every start repeats)."""
     from medtrain.data.sources import RecordReader, SkipCounter
 
+    units = list(units)
+    if max_units is not None and len(units) > max_units:
+        step = len(units) / max_units
+        units = [units[int(i * step)] for i in range(max_units)]
     out: list = []
     for unit in units:
         reader = RecordReader(unit, text_field, skip_bad=True, skipped=SkipCounter())

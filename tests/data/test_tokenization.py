@@ -187,3 +187,15 @@ def test_small_files_are_never_merged_and_compressed_files_stay_whole(tmp_path):
     assert sum(1 for u in units if u.file.relpath == "z.txt.gz") == 1
     assert sum(1 for u in units if u.file.relpath.startswith("s")) == 3
     assert sum(1 for u in units if u.file.relpath == "big.txt") >= 10
+
+
+def test_sample_texts_can_be_bounded_to_units_spread_over_the_plan(tmp_path):
+    from medtrain.data.sources import find_files, plan_units
+    from medtrain.data.tokenization import sample_texts
+
+    for i in range(10):
+        (tmp_path / f"f{i}.txt").write_text(f"first of file {i}\nsecond of file {i}\n")
+    units = plan_units(find_files([str(tmp_path)]))
+    assert len(sample_texts(units, per_unit=1)) == 10
+    bounded = sample_texts(units, per_unit=1, max_units=3)
+    assert bounded == ["first of file 0", "first of file 3", "first of file 6"]
