@@ -53,6 +53,7 @@ import numpy as np
 from medtrain.data.chat_records import (FORMATS, BadRecord, Conversation, detect_format,  # noqa: F401
                                         from_turns, parse_record)
 from medtrain.data.encoding import own_fields_only
+from medtrain.data.marked_tokenizer import MARKER, marked_tokenizer
 from medtrain.data.chat_templates import ChatTemplate, Rendered, TemplateError, get_template
 from medtrain.data.reply_locator import JinjaRenderer
 from medtrain.data.tool_formats import as_text, get_tool_format
@@ -63,21 +64,7 @@ from medtrain.data.tokenization import TokenizerSpec
 logger = logging.getLogger(__name__)
 
 COUNTERS = ("truncated", "truncated_reply_cut", "dropped_no_target", "dropped_trailing_question")
-SPLIT = "\U000F0002"        # the token inserted at each reply start (then dropped): see the module doc
-_SPLIT_TOKENIZERS: dict = {}  # spec fingerprint -> (tokenizers.Tokenizer with SPLIT added, SPLIT's id)
-
-
-def split_tokenizer(spec: TokenizerSpec):
-    """This process's copy of the spec's tokenizer with SPLIT added as a special token."""
-    built = _SPLIT_TOKENIZERS.get(spec.fingerprint)
-    if built is None:
-        from tokenizers import AddedToken, Tokenizer
-
-        tok = Tokenizer.from_str(spec.tokenizer_json)
-        tok.add_special_tokens([AddedToken(SPLIT, special=True, normalized=False, lstrip=False, rstrip=False,
-                                           single_word=False)])
-        built = _SPLIT_TOKENIZERS[spec.fingerprint] = (tok, tok.token_to_id(SPLIT))
-    return built
+SPLIT = MARKER               # the token inserted at each reply start (then dropped): see the module doc
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -263,9 +250,65 @@ class ConversationEncoder:
 
     @property
     def tokenizer(self):
-        if self._tok is None:  # the process's shared tokenizer for this spec (see TokenizerSpec.build)
-            self._tok = self.spec.build()._tok
+        """This process's tokenizer of marked conversations (`marked_tokenizer`), on the spec's backend."""
+        if self._tok is None:
+            self._tok = marked_tokenizer(self.spec)
         return self._tok
+
+    def with_spec(self, spec: TokenizerSpec) -> "ConversationEncoder":
+        """This encoder with another spec (the same tokenizer with a verified backend)."""
+        from copy import copy
+
+        other = copy(self)
+        other.spec, other._tok, other._counts = spec, None, dict.fromkeys(COUNTERS, 0)
+        return other
+
+    def with_backend(self, requested: Optional[str], units, max_units: Optional[int] = None) -> "ConversationEncoder":
+        """This encoder on the backend `--tokenizer_backend` chooses, verified on the edge cases and on
+        conversations drawn from `units` (the first few of each, or of `max_units` spread over them), as
+        they are tokenized: rendered, with the reply markers. A tokenizer that is not byte-level BPE keeps
+        HuggingFace tokenizers (SFT needs each token's place, which only HF gives for it)."""
+        from dataclasses import replace
+
+        from medtrain.data.marked_tokenizer import with_marker
+        from medtrain.data.token_bytes import TokenBytes
+        from medtrain.data.tokenizer_backends import select_backend
+        from medtrain.runtime.measure import release_free_memory
+
+        requested = (requested or "hf").strip().lower()
+        if requested == "hf":
+            return self.with_spec(replace(self.spec, backend="hf"))
+        marked_json, _ = with_marker(self.spec.tokenizer_json)
+        if TokenBytes.of(marked_json) is None:
+            logger.log(logging.WARNING if requested != "auto" else logging.INFO,
+                       "Tokenizer backend: hf for SFT (--tokenizer_backend %s): the tokenizer is not byte-level BPE, "
+                       "and only HuggingFace tokenizers gives each token's place in the text for it", requested)
+            return self.with_spec(replace(self.spec, backend="hf"))
+        backend = select_backend(marked_json, requested, self.sample_texts(units, max_units=max_units))
+        name = backend.name
+        del backend
+        release_free_memory()
+        logger.info("Tokenizer backend: %s for SFT conversations (--tokenizer_backend %s)", name, requested)
+        return self.with_spec(replace(self.spec, backend=name))
+
+    def sample_texts(self, units, per_unit: int = 4, max_units: Optional[int] = None) -> list[str]:
+        """The first `per_unit` valid conversations of each unit, rendered and marked as `encode_batch`
+        tokenizes them (bad records are passed over here; the build reports them)."""
+        units = list(units)
+        if max_units is not None and len(units) > max_units:
+            step = len(units) / max_units
+            units = [units[int(i * step)] for i in range(max_units)]
+        out = []
+        for unit in units:
+            try:
+                for n, (_, record) in enumerate(self.read(unit, skip_bad=True, skipped=SkipCounter())):
+                    out.append(self._with_marks(record)[0])
+                    if n + 1 >= per_unit:
+                        break
+            except DataError:
+                continue
+        self._counts = dict.fromkeys(COUNTERS, 0)
+        return out
 
     @property
     def dtype(self):
@@ -295,6 +338,8 @@ class ConversationEncoder:
 
     def counters(self) -> dict:
         out, self._counts = self._counts, dict.fromkeys(COUNTERS, 0)
+        if self._tok is not None:
+            out.update({k: v for k, v in self._tok.take_counters().items() if v})
         return out
 
     # -- reading ------------------------------------------------------------------------------------
@@ -398,7 +443,7 @@ class ConversationEncoder:
             if self.spec.eos_id is None:
                 raise DataError("the chat template renders no end-of-turn marker and the tokenizer has no EOS "
                                 "token to end replies with; set tokenizer.eos_token")
-            eos = self.tokenizer.id_to_token(self.spec.eos_id)
+            eos = self._eos_text()
         text, out, spans, cursor = record.text, [], [], 0
         if SPLIT in text:
             raise DataError(f"a conversation contains the character U+{ord(SPLIT):X}, which medtrain uses to "
@@ -418,31 +463,28 @@ class ConversationEncoder:
         out.append(text[cursor:])
         return "".join(out), spans
 
+    def _eos_text(self) -> str:
+        """The EOS token's text, without building a tokenizer in this process when none is built yet."""
+        if getattr(self, "_eos", None) is None:
+            if self._tok is not None:
+                self._eos = self._tok.id_to_token(self.spec.eos_id)
+            else:
+                from medtrain.data.marked_tokenizer import token_text
+
+                self._eos = token_text(self.spec.tokenizer_json, self.spec.eos_id)
+        return self._eos
+
     def encode_batch(self, records: list) -> list:
-        tok, split_id = split_tokenizer(self.spec)
         marked = [self._with_marks(r) for r in records]
-        encs = tok.encode_batch([t for t, _ in marked], add_special_tokens=False)
+        encoded = self.tokenizer.encode([t for t, _ in marked], [spans for _, spans in marked])
         bos = [self.spec.bos_id] if self.template is not None and self.spec.add_bos else []
         out = []
-        for (_, spans), enc in zip(marked, encs):
-            ids = np.asarray(enc.ids, dtype=np.int64)
-            offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
-            keep = ids != split_id
-            ids, offsets = ids[keep], offsets[keep]
-            a, b = offsets[:, 0], offsets[:, 1]
-            trained = np.zeros(len(ids), dtype=bool)
-            ends = []
-            for s, e in spans:
-                hit = ((a < e) & (b > s)) | ((a == b) & (a >= s) & (a < e))
-                trained |= hit
-                where = np.flatnonzero(hit)
-                if len(where):
-                    ends.append(int(where[-1]) + 1 + len(bos))
+        for ids, trained, ends in encoded:
             ids = np.concatenate([np.asarray(bos, dtype=np.int64), ids])
             mask = np.concatenate([np.zeros(len(bos), dtype=np.uint8), trained.astype(np.uint8)])
             if self.train_on_inputs:
                 mask[:] = 1
-            out.append(self._fit(ids, mask, ends))
+            out.append(self._fit(ids, mask, [e + len(bos) for e in ends]))
         return out
 
     def _fit(self, ids: np.ndarray, mask: np.ndarray, turn_ends: list):

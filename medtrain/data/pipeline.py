@@ -28,7 +28,6 @@ from medtrain.data.mixture import (MixtureDataset, Source, StreamingMixture, loa
                                    realized_report)
 from medtrain.data.sources import plan_units
 from medtrain.data.streaming import StreamingBlocks
-from medtrain.data.tokenization import TextEncoder, resolve_backend, sample_texts
 from medtrain.data.token_store import prepare_store, resolve_inputs
 from medtrain.data.token_store.builder import input_report
 from medtrain.errors import DataError
@@ -214,14 +213,13 @@ class StreamingPath:
         return Part(train, held, available, input_report(self.scans[-1], {"files": len(files)}), train.document_aware)
 
     def _with_backend(self, encoder: Encoder, files) -> Encoder:
-        """Pretraining text encoded by the backend --tokenizer_backend chooses, verified on documents of
-        every unit of these files (SFT conversations keep HF tokenizers: they need character offsets)."""
-        if not isinstance(encoder, TextEncoder):
+        """The encoder on the backend --tokenizer_backend chooses, verified on records drawn from these files
+        (pretraining text, SFT conversations and preference pairs alike)."""
+        if not hasattr(encoder, "with_backend"):
             return encoder
         # every rank repeats this at every start: a bounded sample spread over the corpus (a store build reads
         # every unit's first documents, once)
-        samples = sample_texts(plan_units(files), encoder.text_field, max_units=STREAM_SAMPLE_UNITS)
-        return encoder.with_spec(resolve_backend(encoder.spec, self.args.tokenizer_backend, samples))
+        return encoder.with_backend(self.args.tokenizer_backend, plan_units(files), max_units=STREAM_SAMPLE_UNITS)
 
     def validation(self, paths) -> tuple[torch.utils.data.Dataset, dict]:
         files = self._files(paths, "--validation_file_dir")

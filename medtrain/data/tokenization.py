@@ -108,9 +108,12 @@ def resolve_backend(spec: TokenizerSpec, requested: str = "auto", samples=()) ->
 
     from medtrain.data.tokenizer_backends import select_backend
 
-    backend = select_backend(spec.tokenizer_json, requested, samples)
-    logger.info("Tokenizer backend: %s (--tokenizer_backend %s)", backend.name, requested)
-    return replace(spec, backend=backend.name)
+    from medtrain.runtime.measure import release_free_memory
+
+    name = select_backend(spec.tokenizer_json, requested, samples).name
+    release_free_memory()   # the verification's tokenizers: not carried into forked workers
+    logger.info("Tokenizer backend: %s (--tokenizer_backend %s)", name, requested)
+    return replace(spec, backend=name)
 
 
 def spec_from_tokenizer(tokenizer, add_bos: Optional[bool] = None, add_eos: bool = True) -> TokenizerSpec:
@@ -170,8 +173,13 @@ def load_tokenizer_spec(name_or_path: str, add_bos: Optional[bool] = None, add_e
     if add_eos and eos is None:
         raise ValueError(f"{name_or_path}: the tokenizer has no eos_token: set one in tokenizer_config.json or "
                          "pass --add_eos_token false")
-    return TokenizerSpec(tok.to_str(), tok.get_vocab_size(with_added_tokens=True), bos, eos, bool(add_bos),
+    spec = TokenizerSpec(tok.to_str(), tok.get_vocab_size(with_added_tokens=True), bos, eos, bool(add_bos),
                          bool(add_eos), pad if pad is not None else eos)
+    tok = None  # noqa: F841 - dropped before its memory is released
+    from medtrain.runtime.measure import release_free_memory
+
+    release_free_memory()
+    return spec
 
 
 def split_text(text: str, piece_chars: int = PIECE_CHARS) -> list[str]:
@@ -294,6 +302,14 @@ class TextEncoder:
     def with_spec(self, spec: TokenizerSpec) -> "TextEncoder":
         """This encoder with another spec (e.g. the same tokenizer with a verified fast backend)."""
         return TextEncoder(spec, self.text_field)
+
+    def with_backend(self, requested: Optional[str], units, max_units: Optional[int] = None) -> "TextEncoder":
+        """This encoder on the backend `--tokenizer_backend` chooses (`resolve_backend`), verified on the
+        first documents of each of `units` (or of `max_units` spread over them)."""
+        if not requested:
+            return self
+        return self.with_spec(resolve_backend(self.spec, requested,
+                                              sample_texts(units, self.text_field, max_units=max_units)))
 
     def for_source(self, text_field: Optional[str]) -> "TextEncoder":
         return self if not text_field or text_field == self.text_field else TextEncoder(self.spec, text_field)

@@ -36,7 +36,7 @@ from medtrain.data.token_store.reader import TokenCorpus
 from medtrain.runtime.measure import peak_rss_mb
 from medtrain.errors import DataError, write_failure
 from medtrain.data.documents import encoded_documents
-from medtrain.data.tokenization import TextEncoder, TokenizerSpec, resolve_backend, sample_texts
+from medtrain.data.tokenization import TextEncoder, TokenizerSpec
 from medtrain.data.sources import (InputScan, SkipCounter, SourceFile, WorkUnit, doc_hash, plan_units, scan_inputs,
                                    share_units)
 
@@ -182,9 +182,8 @@ class StoreBuilder:
         remove_stale_temporaries(self.path)
         mine = [i for i in share_units(units, self.world)[self.rank]  # largest first
                 if not os.path.exists(unit_paths(self.path, i)["done"])]
-        if mine and self.tokenizer_backend and isinstance(self.encoder, TextEncoder):  # verified: HF's ids
-            self.encoder = self.encoder.with_spec(resolve_backend(
-                self.encoder.spec, self.tokenizer_backend, sample_texts(units, self.encoder.text_field)))
+        if mine and self.tokenizer_backend and hasattr(self.encoder, "with_backend"):  # verified: HF's ids
+            self.encoder = self.encoder.with_backend(self.tokenizer_backend, units)
         done_before = sum(os.path.exists(unit_paths(self.path, i)["done"]) for i in range(len(units)))
         if done_before and not is_store(self.path):
             logger.info("Resuming the build of %s: %d of %d units already done", self.path, done_before, len(units))
