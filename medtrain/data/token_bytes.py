@@ -41,14 +41,13 @@ def byte_alphabet() -> dict[str, int]:
     return out
 
 
-def _has(component, kind: str) -> bool:
-    """Whether a tokenizer.json component (or a Sequence of them) is, or contains, `kind`."""
+def _parts(component, kind: str) -> list:
+    """The parts of type `kind` of a tokenizer.json component (itself, or inside a Sequence)."""
     if not isinstance(component, dict):
-        return False
+        return []
     if component.get("type") == kind:
-        return True
-    parts = component.get("pretokenizers") or component.get("decoders") or []
-    return any(_has(p, kind) for p in parts)
+        return [component]
+    return [p for part in component.get("pretokenizers") or [] for p in _parts(part, kind)]
 
 
 class TokenBytes:
@@ -63,8 +62,11 @@ class TokenBytes:
         """The table of a byte-level BPE tokenizer (its tokenizer.json, as text or parsed), else None."""
         spec = json.loads(tokenizer_json) if isinstance(tokenizer_json, str) else tokenizer_json
         model = spec.get("model") or {}
-        if model.get("type") != "BPE" or model.get("byte_fallback") or not _has(spec.get("pre_tokenizer"), "ByteLevel") \
-                or not _has(spec.get("decoder"), "ByteLevel"):
+        byte_level = _parts(spec.get("pre_tokenizer"), "ByteLevel")
+        # every piece is a string of the byte alphabet when the byte-level pre-tokenizer runs; one that adds
+        # a space before each text would make every text's tokens differ from its bytes
+        if model.get("type") != "BPE" or model.get("byte_fallback") or not byte_level \
+                or any(p.get("add_prefix_space") for p in byte_level):
             return None
         alphabet = byte_alphabet()
         vocab = model.get("vocab") or {}
