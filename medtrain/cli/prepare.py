@@ -107,7 +107,7 @@ def run(argv: Optional[list[str]] = None) -> dict:
     if not data_args.train_file_dir and not data_args.mixture:
         raise DataError("prepare_data.py needs --train_file_dir or --mixture (what to tokenize)")
     from medtrain.data.token_store import prepare_store
-    from medtrain.data.tokenization import TextEncoder, load_tokenizer_spec
+    from medtrain.data.tokenization import LinebreakTextEncoder, TextEncoder, load_tokenizer_spec
 
     t0 = time.time()
     name = model_args.tokenizer_name_or_path or model_args.model_name_or_path
@@ -115,7 +115,6 @@ def run(argv: Optional[list[str]] = None) -> dict:
         from medtrain.training.demo import ensure_demo_assets
 
         name = ensure_demo_assets(model_args.demo_dir)
-    from medtrain.cli.pretrain import LinebreakTextEncoder
 
     encoder = (LinebreakTextEncoder if data_args.keep_linebreaks else TextEncoder)(
         load_tokenizer_spec(name, data_args.add_bos_token, data_args.add_eos_token), data_args.text_field)

@@ -17,7 +17,7 @@ from medtrain.config.arguments import DataArguments, ModelArguments, Parsed, par
 from medtrain.config.run_config import RunConfig
 from medtrain.training.demo import DEMO_CORPUS
 from medtrain.training.runner import run_main, run_training
-from medtrain.data.tokenization import TextEncoder, load_tokenizer_spec
+from medtrain.data.tokenization import LinebreakTextEncoder, TextEncoder, load_tokenizer_spec  # noqa: F401
 
 # Used when no model is given: the demo trains the tiny model on data/pretrain in about a minute.
 # User flags come after these, so they override them.
@@ -39,33 +39,6 @@ def parse_pretraining_args(argv: Optional[list[str]] = None) -> Parsed:
     if uses_demo(argv):
         argv = DEMO_FLAGS + argv
     return parse_run_args((ModelArguments, DataArguments, TrainingArguments), argv)
-
-
-class LinebreakTextEncoder(TextEncoder):
-    """--keep_linebreaks true: each line of a .txt file is a document ending with its line break (then
-    EOS), as MedicalGPT reads text files (`datasets`' text loader with keep_linebreaks). JSON and
-    parquet texts are unchanged. Part of the store's fingerprint."""
-
-    @property
-    def fingerprint(self) -> str:
-        import hashlib
-
-        return hashlib.sha256(f"{super().fingerprint}|keep_linebreaks".encode()).hexdigest()
-
-    def describe(self) -> dict:
-        return {**super().describe(), "keep_linebreaks": True}
-
-    def with_spec(self, spec) -> "LinebreakTextEncoder":
-        return LinebreakTextEncoder(spec, self.text_field)
-
-    def for_source(self, text_field):
-        return self if not text_field or text_field == self.text_field else LinebreakTextEncoder(self.spec, text_field)
-
-    def read(self, unit, skip_bad: bool = False, max_chars=None, skipped=None):
-        records = super().read(unit, skip_bad, max_chars, skipped)
-        if unit.file.fmt != "txt":
-            return records
-        return ((key, text + "\n") for key, text in records)
 
 
 def text_encoder(tokenizer, config: RunConfig) -> TextEncoder:

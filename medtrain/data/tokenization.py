@@ -334,3 +334,30 @@ class TextEncoder:
     def encode_batch(self, records: list) -> list:
         """(ids, mask) per record; mask is None when every token is trained."""
         return [(ids, None) for ids in self.tokenizer.encode_batch(records)]
+
+
+class LinebreakTextEncoder(TextEncoder):
+    """--keep_linebreaks true: each line of a .txt file is a document ending with its line break (then
+    EOS), as MedicalGPT reads text files (`datasets`' text loader with keep_linebreaks). JSON and
+    parquet texts are unchanged. Part of the store's fingerprint."""
+
+    @property
+    def fingerprint(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(f"{super().fingerprint}|keep_linebreaks".encode()).hexdigest()
+
+    def describe(self) -> dict:
+        return {**super().describe(), "keep_linebreaks": True}
+
+    def with_spec(self, spec) -> "LinebreakTextEncoder":
+        return LinebreakTextEncoder(spec, self.text_field)
+
+    def for_source(self, text_field):
+        return self if not text_field or text_field == self.text_field else LinebreakTextEncoder(self.spec, text_field)
+
+    def read(self, unit, skip_bad: bool = False, max_chars=None, skipped=None):
+        records = super().read(unit, skip_bad, max_chars, skipped)
+        if unit.file.fmt != "txt":
+            return records
+        return ((key, text + "\n") for key, text in records)
