@@ -107,12 +107,12 @@ class MarkedTokenizer:
     def hf(self):
         """HuggingFace tokenizers on the marker tokenizer (under a fast backend: the recheck's, loaded on
         first use)."""
-        from medtrain.data.tokenizer_backends import CheckedBackend, HFBackend
+        from medtrain.data.tokenizer_backends import CheckedBackend, load_backend
 
         if isinstance(self.backend, CheckedBackend):
             return self.backend.reference
         if self._hf is None:
-            self._hf = HFBackend(self.json)
+            self._hf = load_backend("hf", self.json)
         return self._hf
 
     @property

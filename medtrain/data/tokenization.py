@@ -208,12 +208,12 @@ class DocumentTokenizer:
     `hf_tokenizer` the `tokenizers.Tokenizer` of the spec, loaded on first use (vocabulary look-ups)."""
 
     def __init__(self, spec: TokenizerSpec, piece_chars: int = PIECE_CHARS):
-        from medtrain.data.tokenizer_backends import CheckedBackend, HFBackend, load_backend
+        from medtrain.data.tokenizer_backends import CheckedBackend, load_backend
 
         self.spec = spec
         self.piece_chars = piece_chars
         if spec.backend == "hf":
-            self._hf = HFBackend(spec.tokenizer_json)
+            self._hf = load_backend("hf", spec.tokenizer_json)
             self.backend = self._hf
         else:
             self._hf = None
