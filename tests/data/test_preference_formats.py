@@ -19,6 +19,7 @@ U2 = {"role": "user", "content": "哮喘发作时怎么办？"}
 GOOD = {"role": "assistant", "content": "Use the reliever inhaler and seek urgent care if it does not help."}
 BAD = {"role": "assistant", "content": "Ignore it."}
 PROMPT = [SYSTEM, U1, A1, U2]
+TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
 
 # (name, TRL record, its explicit equivalent)
 EQUIVALENT = [
@@ -30,22 +31,23 @@ EQUIVALENT = [
      {"prompt": PROMPT, "chosen": [GOOD], "rejected": [BAD]}),
     ("conversational_implicit_prompt_list", {"prompt": PROMPT, "chosen": PROMPT + [GOOD], "rejected": PROMPT + [BAD]},
      {"prompt": PROMPT, "chosen": [GOOD], "rejected": [BAD]}),
-    ("conversational_explicit_string_sides", {"prompt": PROMPT, "chosen": GOOD["content"], "rejected": BAD["content"]},
+    ("conversational_explicit_string_sides",
+     {"prompt": PROMPT, "chosen": GOOD["content"], "rejected": BAD["content"]},
      {"prompt": PROMPT, "chosen": [GOOD], "rejected": [BAD]}),
     ("standard_explicit", {"prompt": U2["content"], "chosen": GOOD["content"], "rejected": BAD["content"]},
      {"prompt": [U2], "chosen": [GOOD], "rejected": [BAD]}),
     # TRL's split: the common prefix "Is fever dangerous? " loses its trailing space to the responses
-    ("standard_implicit", {"chosen": "Is fever dangerous? It can be; see a doctor.", "rejected": "Is fever dangerous? No."},
+    ("standard_implicit",
+     {"chosen": "Is fever dangerous? It can be; see a doctor.", "rejected": "Is fever dangerous? No."},
      {"prompt": "Is fever dangerous?", "chosen": " It can be; see a doctor.", "rejected": " No."}),
     ("standard_implicit_mid_sentence", {"chosen": "Is fever dangerous? It can be serious.",
                                         "rejected": "Is fever dangerous? It can be ignored."},
      {"prompt": "Is fever dangerous? It can be", "chosen": " serious.", "rejected": " ignored."}),
     # a reply with tool calls or reasoning keeps them in the implicit form too
-    ("conversational_implicit_tools", {"tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
-                                       "chosen": [U2, {"role": "assistant", "content": "Checking.",
-                                                       "reasoning_content": "Look it up first."}],
+    ("conversational_implicit_tools", {"tools": TOOLS, "chosen": [U2, {"role": "assistant", "content": "Checking.",
+                                                                       "reasoning_content": "Look it up first."}],
                                        "rejected": [U2, BAD]},
-     {"tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}], "prompt": [U2],
+     {"tools": TOOLS, "prompt": [U2],
       "chosen": [{"role": "assistant", "content": "Checking.", "reasoning_content": "Look it up first."}],
       "rejected": [BAD]}),
 ]
