@@ -12,6 +12,11 @@ another task is an error, not ignored. The sequence layout is settled here: --pa
 and --block_size = max_source_length + 2 x max_target_length (one stored pair), so --block_size,
 --model_max_length and packing flags are errors.
 
+The store can be built ahead by `prepare_data.py --stage dpo|orpo|rm` with the same data flags
+(`PreferenceDataArguments`; both build the encoder with `preference_encoder`, so the fingerprints
+match and the run reuses it). `--preview_samples N` prints the first N pairs as stored (`preview_pairs`),
+writes OUTPUT_DIR/preview.jsonl and exits without training.
+
 With no model given, the embedded demo (the tiny Llama and tokenizer built locally) is trained on
 the bundled sample (data/preference) in well under a minute on CPU.
 """

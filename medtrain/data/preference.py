@@ -173,6 +173,9 @@ def _implicit_messages(chosen: list, rejected: list) -> tuple[list, dict, dict]:
 def _implicit_text(chosen: str, rejected: str) -> tuple[str, str, str]:
     """(prompt, chosen, rejected) of two full texts: split at their longest common prefix of characters,
     a space just before the split moved to the responses (TRL's `extract_prompt`; see the module doc)."""
+    for name, text in (("chosen", chosen), ("rejected", rejected)):
+        if not text.strip():
+            raise BadRecord("empty_response", f"{name!r} is empty")
     n = _common_prefix_length(chosen, rejected)
     if n in (len(chosen), len(rejected)):
         if chosen.strip() == rejected.strip():
@@ -198,18 +201,18 @@ def _explicit(obj: dict) -> dict:
     if chosen is None or rejected is None:
         return obj  # reported as a missing side by _sides
     whole = [_is_messages(v) and _role(v[0]) not in _ASSISTANT_ROLES for v in (chosen, rejected)]
-    if "prompt" in obj and not any(whole):
+    given = obj.get("prompt")  # a null prompt (a column of a table) is no prompt
+    if given is not None and not any(whole):
         return obj
     if _is_messages(chosen) and _is_messages(rejected):
         prompt, c, r = _implicit_messages(chosen, rejected)
-        given = obj.get("prompt")
         if given is not None and given != prompt and not (isinstance(given, str) and given == prompt[-1].get(
                 "content", prompt[-1].get("value"))):
             raise BadRecord("prompt_mismatch", "'prompt' is neither the messages that 'chosen' and 'rejected' share "
                             f"({len(prompt)}) nor the text of the last of them: drop 'prompt' (the shared messages "
                             "are the prompt) or make 'chosen' / 'rejected' one assistant message each")
         c, r = [c], [r]
-    elif isinstance(chosen, str) and isinstance(rejected, str) and "prompt" not in obj:
+    elif isinstance(chosen, str) and isinstance(rejected, str) and given is None:
         prompt, c, r = _implicit_text(chosen, rejected)
     else:
         kinds = ", ".join(f"{n!r} is {'a conversation' if w else type(v).__name__}"
