@@ -243,13 +243,12 @@ def _response_text(value, side: str) -> str:
 
 
 def _sides(obj: dict, names: tuple) -> tuple[str, str]:
-    texts = []
-    for name in names:
+    for name in names:  # both present before either is read
         if obj.get(name) is None:
             other = names[1] if name == names[0] else names[0]
             raise BadRecord("missing_side", f"missing {name!r}: each pair needs both {names[0]!r} and {names[1]!r} "
                             f"(found {other!r}: {'yes' if obj.get(other) is not None else 'no'})")
-        texts.append(_response_text(obj[name], name))
+    texts = [_response_text(obj[name], name) for name in names]
     for name, text in zip(names, texts):
         if not text.strip():
             raise BadRecord("empty_response", f"{name!r} is empty")
