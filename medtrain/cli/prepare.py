@@ -171,7 +171,16 @@ def check_stage_flags(stage: str, argv: list[str]) -> None:
             f"--{n} (an option of {where[n]})" for n in foreign))
 
 
-def stage_encoder(stage: str, argv: list[str], model_args: ModelArguments, data_args: DataArguments, extra):
+def resolve_stage(stage: str, given: frozenset, model_args: ModelArguments, data_args: DataArguments) -> None:
+    """The training script's own defaults that the store depends on (SFT: the sequence length)."""
+    if stage == "sft":
+        from medtrain.cli.sft import resolve_sft_defaults
+
+        resolve_sft_defaults(model_args, data_args, given, lambda obj, name, value, why, rerun=True:
+                             setattr(obj, name, value))
+
+
+def stage_encoder(stage: str, model_args: ModelArguments, data_args: DataArguments, extra):
     """The encoder the stage's training script builds from the same flags (see the module doc)."""
     if stage == "pt":
         from medtrain.cli.pretrain import LinebreakTextEncoder
@@ -189,11 +198,8 @@ def stage_encoder(stage: str, argv: list[str], model_args: ModelArguments, data_
                             f"--stage {stage}")
     tokenizer = _tokenizer(model_args, data_args.cache_dir)
     if stage == "sft":
-        from medtrain.cli.sft import conversation_encoder, resolve_sft_defaults
+        from medtrain.cli.sft import conversation_encoder
 
-        given = given_names(stage_classes(stage), argv)
-        resolve_sft_defaults(model_args, data_args, given, lambda obj, name, value, why, rerun=True:
-                             setattr(obj, name, value))
         return conversation_encoder(tokenizer, data_args, extra)
     from medtrain.cli.preference import preference_encoder
 
@@ -207,10 +213,8 @@ def preview(stage: str, model_args: ModelArguments, data_args: DataArguments, ex
     """--preview_samples of --stage sft or dpo/orpo/rm: what the training script's preview prints, from the
     same flags; nothing is built (a preview.jsonl is not written into a store's --output_dir)."""
     if stage == "sft":
-        from medtrain.cli.sft import preview as sft_preview, resolve_sft_defaults
+        from medtrain.cli.sft import preview as sft_preview
 
-        resolve_sft_defaults(model_args, data_args, frozenset(), lambda obj, name, value, why, rerun=True:
-                             setattr(obj, name, value))
         return sft_preview(model_args, data_args, extra)
     from medtrain.cli.preference import preview_pairs
 
@@ -239,12 +243,13 @@ def run(argv: Optional[list[str]] = None) -> dict:
         import transformers
 
         transformers.utils.logging.set_verbosity_warning()
+    resolve_stage(stage, given_names(stage_classes(stage), argv), model_args, data_args)
     if getattr(extra, "preview_samples", 0):
         return {"preview": preview(stage, model_args, data_args, extra)}
     from medtrain.data.token_store import prepare_store
 
     t0 = time.time()
-    encoder = stage_encoder(stage, argv, model_args, data_args, extra)
+    encoder = stage_encoder(stage, model_args, data_args, extra)
     if data_args.mixture:  # every source's own store, found again by fingerprint when training
         from medtrain.data.mixture import load_mixtures
 
