@@ -12,18 +12,26 @@ another task is an error, not ignored. The sequence layout is settled here: --pa
 and --block_size = max_source_length + 2 x max_target_length (one stored pair), so --block_size,
 --model_max_length and packing flags are errors.
 
+The store can be built ahead by `prepare_data.py --stage dpo|orpo|rm` with the same data flags
+(`PreferenceDataArguments`; both build the encoder with `preference_encoder`, so the fingerprints
+match and the run reuses it). `--preview_samples N` prints the first N pairs as stored (`preview_pairs`),
+writes OUTPUT_DIR/preview.jsonl and exits without training.
+
 With no model given, the embedded demo (the tiny Llama and tokenizer built locally) is trained on
 the bundled sample (data/preference) in well under a minute on CPU.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 from transformers import TrainerCallback, TrainingArguments
 
 from medtrain.cli.pretrain import uses_demo
@@ -63,8 +71,9 @@ DEMO_FLAGS = {
 
 
 @dataclass
-class PreferenceArguments(FrozenAfterResolve):
-    """How pairs are read and rendered, and the options of the DPO, ORPO and reward losses (TRL's names)."""
+class PreferenceDataArguments(FrozenAfterResolve):
+    """How pairs are read, rendered and previewed: what a preference token store depends on (so
+    `prepare_data.py --stage dpo|orpo|rm` takes these and no loss option)."""
 
     template_name: str = field(
         default="auto",
@@ -80,6 +89,37 @@ class PreferenceArguments(FrozenAfterResolve):
         default=2048, metadata={"help": "Longest prompt in tokens; a longer one keeps its last tokens (counted)."})
     max_target_length: int = field(
         default=512, metadata={"help": "Longest response in tokens; a longer one keeps its first tokens (counted)."})
+    preview_samples: int = field(
+        default=0,
+        metadata={"help": "Print the first N pairs (input order) as stored: the prompt, then the chosen and the "
+                          "rejected response, the tokens the losses count between ⟦ and ⟧; write them to "
+                          "output_dir/preview.jsonl (training scripts only), and exit without training or building."},
+    )
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.template_name not in ("auto", "tokenizer", *TEMPLATES):
+            problems.append(f"unknown --template_name {self.template_name!r}; choose auto, tokenizer or one of "
+                            f"{', '.join(sorted(TEMPLATES))}")
+        if self.tool_format is not None and self.tool_format not in TOOL_FORMATS:
+            problems.append(f"unknown --tool_format {self.tool_format!r}; choose one of {', '.join(TOOL_FORMATS)}")
+        for name in ("max_source_length", "max_target_length"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.preview_samples < 0:
+            problems.append(f"--preview_samples must be >= 0, got {self.preview_samples}")
+        return problems
+
+    def __post_init__(self):
+        problems = self.problems()
+        if problems:
+            raise ValueError("Invalid preference arguments:\n  " + "\n  ".join(problems))
+
+
+@dataclass
+class PreferenceArguments(PreferenceDataArguments):
+    """How pairs are read and rendered, and the options of the DPO, ORPO and reward losses (TRL's names)."""
+
     disable_dropout: bool = field(default=True, metadata={"help": "Turn dropout off in the model (TRL's default)."})
     # DPO (TRL's DPOConfig names)
     beta: float = field(default=0.1, metadata={"help": "DPO: the KL weight beta (higher: closer to the reference)."})
@@ -107,16 +147,8 @@ class PreferenceArguments(FrozenAfterResolve):
     center_rewards_coefficient: Optional[float] = field(
         default=None, metadata={"help": "Reward model: weight of the penalty that keeps rewards centred on 0."})
 
-    def __post_init__(self):
-        problems = []
-        if self.template_name not in ("auto", "tokenizer", *TEMPLATES):
-            problems.append(f"unknown --template_name {self.template_name!r}; choose auto, tokenizer or one of "
-                            f"{', '.join(sorted(TEMPLATES))}")
-        if self.tool_format is not None and self.tool_format not in TOOL_FORMATS:
-            problems.append(f"unknown --tool_format {self.tool_format!r}; choose one of {', '.join(TOOL_FORMATS)}")
-        for name in ("max_source_length", "max_target_length"):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name} must be at least 1, got {getattr(self, name)}")
+    def problems(self) -> list[str]:
+        problems = super().problems()
         bad = [t for t in self.loss_type if t not in LOSS_TYPES]
         if bad:
             problems.append(f"unknown --loss_type {', '.join(bad)}; choose from {', '.join(LOSS_TYPES)}")
@@ -127,8 +159,11 @@ class PreferenceArguments(FrozenAfterResolve):
             problems.append(f"unknown --f_divergence_type {self.f_divergence_type!r}")
         if self.beta <= 0 or self.orpo_beta <= 0:
             problems.append("--beta and --orpo_beta must be positive")
-        if problems:
-            raise ValueError("Invalid preference arguments:\n  " + "\n  ".join(problems))
+        return problems
+
+
+LOSS_OPTIONS = tuple(f.name for f in dataclasses.fields(PreferenceArguments)
+                     if f.name not in {g.name for g in dataclasses.fields(PreferenceDataArguments)})
 
 
 def parse_preference_args(task: str, argv: Optional[list[str]] = None) -> Parsed:
@@ -232,27 +267,115 @@ def counters(summary: dict) -> dict:
     return out
 
 
+def preference_encoder(tokenizer, data_args: DataArguments, pref: PreferenceDataArguments) -> PreferenceEncoder:
+    """The pair encoder of a run (the runner's `make_encoder`) and of `prepare_data.py --stage dpo|orpo|rm`:
+    one definition, so a store prepared ahead has the fingerprint the training run looks for. A registry
+    template is also set as the tokenizer's chat_template (the saved tokenizer renders prompts the way
+    the model was trained)."""
+    spec = spec_from_tokenizer(tokenizer, data_args.add_bos_token, add_eos=False)
+    enc = PreferenceEncoder.from_tokenizer(tokenizer, spec, pref.template_name, pref.system_prompt,
+                                           pref.max_source_length, pref.max_target_length, pref.tool_format)
+    jinja = enc.chat.jinja_template()
+    if jinja is not None:
+        tokenizer.chat_template = jinja
+    return enc
+
+
+def pair_sample(tokenizer, ids, mask, source: str = "") -> dict:
+    """One preview object of a stored pair: {source, prompt, chosen, rejected}, each side in SFT's
+    preview format ({input_ids, labels, text}: the prompt + that response, labels -100 on the prompt,
+    the response between ⟦ and ⟧ in the text); `prompt` is the decoded prompt."""
+    from medtrain.cli.sft import sample_json
+    from medtrain.data.preference import split_pair
+
+    prompt, chosen, rejected = split_pair(np.asarray(ids), np.asarray(mask), source or "a pair")
+    out = {"source": source, "prompt": tokenizer.decode(prompt.tolist(), skip_special_tokens=False,
+                                                        clean_up_tokenization_spaces=False)}
+    for name, response in (("chosen", chosen), ("rejected", rejected)):
+        out[name] = sample_json(tokenizer, np.concatenate([prompt, response]),
+                                np.concatenate([np.zeros(len(prompt)), np.ones(len(response))]), source)
+        del out[name]["source"]
+    return out
+
+
+def preview_pairs(model_args, data_args, pref: PreferenceDataArguments, out=None, output_dir: Optional[str] = None,
+                  default_data: Optional[str] = None) -> list[dict]:
+    """The first `pref.preview_samples` pairs of --train_file_dir in input order, encoded as they are stored
+    (template, truncation): printed (the prompt once, then each response with the tokens the losses count
+    between ⟦ ⟧) and, with `output_dir`, written to output_dir/preview.jsonl (one `pair_sample` a line)."""
+    from medtrain.cli.sft import CLOSE_MARK, OPEN_MARK
+    from medtrain.data.sources import SkipCounter, find_files, plan_units
+    from medtrain.runtime.distributed import DistInfo, setup_logging
+    from medtrain.training.demo import ensure_demo_assets
+    from medtrain.training.modeling import load_tokenizer
+
+    import transformers
+
+    out = out or sys.stdout
+    dist = DistInfo.from_env()
+    setup_logging(dist)
+    transformers.utils.logging.set_verbosity_warning()  # not the model config's dump before the preview
+    if not (model_args.tokenizer_name_or_path or model_args.model_name_or_path):
+        model_args.model_name_or_path = ensure_demo_assets(model_args.demo_dir)
+    tokenizer = load_tokenizer(model_args, cache_dir=data_args.cache_dir)
+    encoder = preference_encoder(tokenizer, data_args, pref)
+    paths = data_args.train_file_dir or ([default_data] if default_data else None)
+    if not paths:
+        from medtrain.errors import DataError
+
+        raise DataError("--preview_samples needs --train_file_dir (the pairs to preview)")
+    skipped, samples = SkipCounter(), []
+    for unit in plan_units(find_files(paths)):
+        for key, pair in encoder.read(unit, data_args.skip_bad_lines, data_args.max_document_chars, skipped):
+            encoded = encoder.encode_batch([pair])[0]
+            if encoded is not None:
+                samples.append(pair_sample(tokenizer, *encoded, source=encoder.source(unit, key)))
+            if len(samples) >= pref.preview_samples:
+                break
+        if len(samples) >= pref.preview_samples:
+            break
+    if dist.is_main:
+        path = None
+        if output_dir:
+            os.makedirs(output_dir, exist_ok=True)
+            path = os.path.join(output_dir, "preview.jsonl")
+            with open(path, "w", encoding="utf-8") as fh:
+                for s in samples:
+                    fh.write(json.dumps(s, ensure_ascii=False) + "\n")
+        for s in samples:
+            n_prompt = len(s["chosen"]["input_ids"]) - sum(1 for x in s["chosen"]["labels"] if x != -100)
+            trained = {k: sum(1 for x in s[k]["labels"] if x != -100) for k in ("chosen", "rejected")}
+            out.write(f"=== {s['source']}: prompt {n_prompt} tokens, chosen {trained['chosen']}, rejected "
+                      f"{trained['rejected']} response tokens (counted by the losses: between {OPEN_MARK} "
+                      f"{CLOSE_MARK})\n--- prompt\n{s['prompt']}\n")
+            for k in ("chosen", "rejected"):  # each side's text is the prompt, then the marked response
+                out.write(f"--- {k}\n{s[k]['text'][len(s['prompt']):]}\n")
+        out.flush()
+        logger.info("Previewed %d pair(s) (template %s; truncated/dropped: %s; skipped: %s)%s; nothing trained or "
+                    "built with --preview_samples", len(samples), encoder.template_name, encoder.counters(),
+                    skipped.to_dict() or "nothing", f"; written to {path}" if path else "")
+    return samples
+
+
 def run(task: str, argv: Optional[list[str]] = None) -> dict:
     from medtrain.data.preference_collator import PreferenceCollator
     from medtrain.training.modeling import load_model
     from medtrain.training.preference import TRAINERS, load_reference_model, load_reward_model
 
     parsed = parse_preference_args(task, argv)
+    model_args, data_args, training_args, pref = parsed.objects
+    if pref.preview_samples:
+        return {"preview": preview_pairs(model_args, data_args, pref, output_dir=training_args.output_dir,
+                                         default_data=DEMO_PREFERENCE_DATA)}
     chosen: dict = {}
     log = PreferenceLogCallback(task)
 
     def make_encoder(tokenizer, config):
         p = config.extra(PreferenceArguments)
-        spec = spec_from_tokenizer(tokenizer, config.data.add_bos_token, add_eos=False)
-        enc = PreferenceEncoder.from_tokenizer(tokenizer, spec, p.template_name, p.system_prompt, p.max_source_length,
-                                               p.max_target_length, p.tool_format)
-        jinja = enc.chat.jinja_template()
-        if jinja is not None:  # the saved tokenizer renders prompts the way the model was trained
-            tokenizer.chat_template = jinja
+        chosen["encoder"] = preference_encoder(tokenizer, config.data, p)
         logger.info("%s: template %s, prompt <= %d tokens, responses <= %d tokens, one pair per row", TASKS[task],
-                    enc.template_name, p.max_source_length, p.max_target_length)
-        chosen["encoder"] = enc
-        return enc
+                    chosen["encoder"].template_name, p.max_source_length, p.max_target_length)
+        return chosen["encoder"]
 
     def make_model(config, tokenizer):
         gc = config.training.gradient_checkpointing

@@ -2,10 +2,22 @@
 
     python prepare_data.py --tokenizer_name_or_path MODEL --train_file_dir /data/cc --output_dir /stores/cc
     torchrun --nnodes 4 --nproc_per_node 8 prepare_data.py ...        # every rank of every node helps
+    python prepare_data.py --stage sft --tokenizer_name_or_path MODEL --train_file_dir /data/chat \
+        --template_name qwen --model_max_length 4096
+    python prepare_data.py --stage dpo --tokenizer_name_or_path MODEL --train_file_dir /data/pairs \
+        --template_name qwen --max_source_length 1024 --max_target_length 512 [--preview_samples 3]
     python prepare_data.py --inspect /stores/cc --inspect_block 0 --block_size 2048 --tokenizer_name_or_path MODEL
 
-Without --output_dir the store goes under cache_dir by fingerprint, where pretraining.py looks for it.
-Ranks never talk to each other: each builds its share of the work units and waits on the filesystem.
+`--stage` (LLaMA-Factory's name) says which training script the store is for, and so which encoder
+builds it: pt (text: pretraining.py), sft (conversations: supervised_finetuning.py), dpo, orpo or rm
+(preference pairs: dpo_training.py, orpo_training.py, reward_modeling.py, which share one store). The
+stage's data flags are those of its training script (--template_name, --model_max_length for sft;
+--max_source_length, --max_target_length for pairs; ...), built by the same functions, so the training
+run given the same data flags computes the same fingerprint and reuses the store ("Reusing token store"
+in its log, `tokenized_this_run: false` in its summary). Loss and model options are not taken here.
+
+Without --output_dir the store goes under cache_dir by fingerprint, where the training scripts look for
+it. Ranks never talk to each other: each builds its share of the work units and waits on the filesystem.
 """
 
 from __future__ import annotations
@@ -18,15 +30,28 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from medtrain.config.arguments import DataArguments, ModelArguments, parse_args
+from medtrain.config.arguments import (ArgumentError, DataArguments, ModelArguments, expand_config_file,
+                                       given_names, parse_args)
 from medtrain.runtime.distributed import DistInfo, setup_logging
 from medtrain.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 
+STAGES = ("pt", "sft", "dpo", "orpo", "rm")
+PREFERENCE_STAGES = ("dpo", "orpo", "rm")
+
+
 @dataclass
 class PrepareArguments:
+    stage: str = field(
+        default="pt",
+        metadata={"help": "What the store is for: pt (text, pretraining.py), sft (conversations, "
+                          "supervised_finetuning.py), dpo, orpo or rm (preference pairs, dpo_training.py / "
+                          "orpo_training.py / reward_modeling.py: one store serves all three). Give the training "
+                          "script's data flags (template, lengths): it then finds this store by fingerprint.",
+                  "choices": list(STAGES)},
+    )
     output_dir: Optional[str] = field(
         default=None,
         metadata={"help": "Write the token store here (default: <cache_dir>/token_store/<fingerprint>, where "
@@ -41,13 +66,14 @@ class PrepareArguments:
     )
 
 
-def _tokenizer(model_args: ModelArguments):
+def _tokenizer(model_args: ModelArguments, cache_dir: Optional[str] = None):
+    """The tokenizer the training scripts load (`modeling.load_tokenizer`; the demo's without a model)."""
     from medtrain.training.demo import ensure_demo_assets
     from medtrain.training.modeling import load_tokenizer
 
     if not (model_args.tokenizer_name_or_path or model_args.model_name_or_path):
         model_args.model_name_or_path = ensure_demo_assets(model_args.demo_dir)
-    return load_tokenizer(model_args)
+    return load_tokenizer(model_args, cache_dir=cache_dir)
 
 
 def inspect(path: str, block: Optional[int], data_args: DataArguments, model_args: ModelArguments) -> dict:
@@ -92,8 +118,114 @@ def inspect(path: str, block: Optional[int], data_args: DataArguments, model_arg
     return {"manifest": m, "packing": stats}
 
 
+def _flag_names(argv: list[str]) -> list[str]:
+    return [a[2:].split("=", 1)[0].replace("-", "_") for a in argv if a.startswith("--")]
+
+
+def stage_of(argv: list[str]) -> str:
+    """The --stage of argv (a config file expanded), before parsing: it chooses the argument classes."""
+    argv = expand_config_file(argv)
+    stage = "pt"
+    for i, a in enumerate(argv):
+        if a == "--stage" and i + 1 < len(argv):
+            stage = argv[i + 1]
+        elif a.startswith("--stage="):
+            stage = a.split("=", 1)[1]
+    if stage not in STAGES:
+        raise ArgumentError(f"--stage {stage}: choose one of {', '.join(STAGES)}")
+    return stage
+
+
+def stage_classes(stage: str) -> tuple:
+    """The argument classes of a stage: the stage's own data options after the common ones."""
+    base = (PrepareArguments, ModelArguments, DataArguments)
+    if stage == "sft":
+        from medtrain.cli.sft import SftArguments
+
+        return base + (SftArguments,)
+    if stage in PREFERENCE_STAGES:
+        from medtrain.cli.preference import PreferenceDataArguments
+
+        return base + (PreferenceDataArguments,)
+    return base
+
+
+def check_stage_flags(stage: str, argv: list[str]) -> None:
+    """An option of another stage, or of a loss, is an error that names where it belongs (not an unknown flag)."""
+    import dataclasses
+
+    from medtrain.cli.preference import LOSS_OPTIONS, PreferenceDataArguments
+    from medtrain.cli.sft import SftArguments
+
+    names = _flag_names(expand_config_file(argv))
+    own = {f.name for cls in stage_classes(stage) for f in dataclasses.fields(cls)}
+    where: dict = {}
+    for stages, cls in (("sft", SftArguments), ("dpo, orpo or rm", PreferenceDataArguments)):
+        for f in dataclasses.fields(cls):
+            where[f.name] = f"{where[f.name]}, {stages}" if f.name in where else f"--stage {stages}"
+    where.update({n: "the losses of dpo_training.py / orpo_training.py / reward_modeling.py: preparing data does "
+                     "not use it" for n in LOSS_OPTIONS})
+    foreign = [n for n in dict.fromkeys(names) if n in where and n not in own]
+    if foreign:
+        raise ArgumentError(f"prepare_data.py --stage {stage} does not take " + "; ".join(
+            f"--{n} (an option of {where[n]})" for n in foreign))
+
+
+def resolve_stage(stage: str, given: frozenset, model_args: ModelArguments, data_args: DataArguments) -> None:
+    """The training script's own defaults that the store depends on (SFT: the sequence length)."""
+    if stage == "sft":
+        from medtrain.cli.sft import resolve_sft_defaults
+
+        resolve_sft_defaults(model_args, data_args, given, lambda obj, name, value, why, rerun=True:
+                             setattr(obj, name, value))
+
+
+def stage_encoder(stage: str, model_args: ModelArguments, data_args: DataArguments, extra):
+    """The encoder the stage's training script builds from the same flags (see the module doc)."""
+    if stage == "pt":
+        from medtrain.data.tokenization import LinebreakTextEncoder, TextEncoder, load_tokenizer_spec
+
+        name = model_args.tokenizer_name_or_path or model_args.model_name_or_path
+        if not name:
+            from medtrain.training.demo import ensure_demo_assets
+
+            name = ensure_demo_assets(model_args.demo_dir)
+        return (LinebreakTextEncoder if data_args.keep_linebreaks else TextEncoder)(
+            load_tokenizer_spec(name, data_args.add_bos_token, data_args.add_eos_token), data_args.text_field)
+    if data_args.keep_linebreaks:
+        raise ArgumentError(f"--keep_linebreaks applies to --stage pt (.txt files, one document per line), not "
+                            f"--stage {stage}")
+    tokenizer = _tokenizer(model_args, data_args.cache_dir)
+    if stage == "sft":
+        from medtrain.cli.sft import conversation_encoder
+
+        return conversation_encoder(tokenizer, data_args, extra)
+    from medtrain.cli.preference import preference_encoder
+
+    encoder = preference_encoder(tokenizer, data_args, extra)
+    logger.info("--stage %s: preference pairs, template %s, prompt <= %d tokens, responses <= %d tokens", stage,
+                encoder.template_name, extra.max_source_length, extra.max_target_length)
+    return encoder
+
+
+def preview(stage: str, model_args: ModelArguments, data_args: DataArguments, extra) -> list:
+    """--preview_samples of --stage sft or dpo/orpo/rm: what the training script's preview prints, from the
+    same flags; nothing is built (a preview.jsonl is not written into a store's --output_dir)."""
+    if stage == "sft":
+        from medtrain.cli.sft import preview as sft_preview
+
+        return sft_preview(model_args, data_args, extra)
+    from medtrain.cli.preference import preview_pairs
+
+    return preview_pairs(model_args, data_args, extra)
+
+
 def run(argv: Optional[list[str]] = None) -> dict:
-    prep, model_args, data_args = parse_args((PrepareArguments, ModelArguments, DataArguments), argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    stage = stage_of(argv)
+    check_stage_flags(stage, argv)
+    prep, model_args, data_args, *extra = parse_args(stage_classes(stage), argv)
+    extra = extra[0] if extra else None
     dist = DistInfo.from_env()
     setup_logging(dist)
     if prep.inspect:
@@ -106,18 +238,17 @@ def run(argv: Optional[list[str]] = None) -> dict:
                         "(e.g. --train_file_dir my_dataset/train)")
     if not data_args.train_file_dir and not data_args.mixture:
         raise DataError("prepare_data.py needs --train_file_dir or --mixture (what to tokenize)")
+    if stage != "pt":  # the HF tokenizer is loaded: keep its config dump out of the log
+        import transformers
+
+        transformers.utils.logging.set_verbosity_warning()
+    resolve_stage(stage, given_names(stage_classes(stage), argv), model_args, data_args)
+    if getattr(extra, "preview_samples", 0):
+        return {"preview": preview(stage, model_args, data_args, extra)}
     from medtrain.data.token_store import prepare_store
-    from medtrain.data.tokenization import LinebreakTextEncoder, TextEncoder, load_tokenizer_spec
 
     t0 = time.time()
-    name = model_args.tokenizer_name_or_path or model_args.model_name_or_path
-    if not name:
-        from medtrain.training.demo import ensure_demo_assets
-
-        name = ensure_demo_assets(model_args.demo_dir)
-
-    encoder = (LinebreakTextEncoder if data_args.keep_linebreaks else TextEncoder)(
-        load_tokenizer_spec(name, data_args.add_bos_token, data_args.add_eos_token), data_args.text_field)
+    encoder = stage_encoder(stage, model_args, data_args, extra)
     if data_args.mixture:  # every source's own store, found again by fingerprint when training
         from medtrain.data.mixture import load_mixtures
 
@@ -137,6 +268,7 @@ def run(argv: Optional[list[str]] = None) -> dict:
         _, vinfo = prepare_store(data_args.validation_file_dir, data_args, encoder, dist, "--validation_file_dir",
                                  output_dir=out)
         info["validation"] = vinfo
+    info["stage"] = stage
     info["seconds"] = round(time.time() - t0, 2)
     if dist.is_main:
         logger.info("Prepared: %s", json.dumps(info, default=str))

@@ -263,10 +263,11 @@ class ConversationEncoder:
         other.spec, other._tok, other._counts = spec, None, dict.fromkeys(COUNTERS, 0)
         return other
 
-    def with_backend(self, requested: Optional[str], units, max_units: Optional[int] = None) -> "ConversationEncoder":
+    def with_backend(self, requested: Optional[str], units, max_units: Optional[int] = None,
+                     samples: Optional[list] = None) -> "ConversationEncoder":
         """This encoder on the backend `--tokenizer_backend` chooses, verified on the edge cases and on
         conversations drawn from `units` (the first few of each, or of `max_units` spread over them), as
-        they are tokenized: rendered, with the reply markers. A tokenizer that is not byte-level BPE keeps
+        they are tokenized: rendered, with the reply markers (or on `samples`, texts marked so). A tokenizer that is not byte-level BPE keeps
         HuggingFace tokenizers (SFT needs each token's place, which only HF gives for it)."""
         from dataclasses import replace
 
@@ -284,25 +285,30 @@ class ConversationEncoder:
                        "Tokenizer backend: hf for SFT (--tokenizer_backend %s): the tokenizer is not byte-level BPE, "
                        "and only HuggingFace tokenizers gives each token's place in the text for it", requested)
             return self.with_spec(replace(self.spec, backend="hf"))
-        backend = select_backend(marked_json, requested, self.sample_texts(units, max_units=max_units))
+        if samples is None:
+            samples = self.sample_texts(units, max_units=max_units)
+        backend = select_backend(marked_json, requested, samples)
         name = backend.name
         del backend
         release_free_memory()
         logger.info("Tokenizer backend: %s for SFT conversations (--tokenizer_backend %s)", name, requested)
         return self.with_spec(replace(self.spec, backend=name))
 
-    def sample_texts(self, units, per_unit: int = 4, max_units: Optional[int] = None) -> list[str]:
-        """The first `per_unit` valid conversations of each unit, rendered and marked as `encode_batch`
-        tokenizes them (bad records are passed over here; the build reports them)."""
+    def sample_texts(self, units, per_unit: int = 4, max_units: Optional[int] = None, reader=None) -> list[str]:
+        """The first `per_unit` valid records of each unit (read by `reader`, default this encoder), rendered
+        and marked as `encode_batch` tokenizes them (bad records are passed over here; the build reports
+        them). A record is a Rendered conversation or a pair of them (preference)."""
         units = list(units)
         if max_units is not None and len(units) > max_units:
             step = len(units) / max_units
             units = [units[int(i * step)] for i in range(max_units)]
+        reader = reader or self
         out = []
         for unit in units:
             try:
-                for n, (_, record) in enumerate(self.read(unit, skip_bad=True, skipped=SkipCounter())):
-                    out.append(self._with_marks(record)[0])
+                for n, (_, record) in enumerate(reader.read(unit, skip_bad=True, skipped=SkipCounter())):
+                    for rendered in ((record,) if isinstance(record, Rendered) else tuple(record)):
+                        out.append(self._with_marks(rendered)[0])
                     if n + 1 >= per_unit:
                         break
             except DataError:

@@ -10,9 +10,36 @@ Formats (detected per record from its fields):
     medicalgpt (older)
                  {"system": "...", "history": [["q", "a"], ...], "question": "...", "response_chosen": "...",
                   "response_rejected": "..."}   (system and history optional)
-    trl          {"prompt": [{"role": "user", "content": "..."}, ...], "chosen": [{"role": "assistant", ...}],
-                  "rejected": [{"role": "assistant", ...}]}   (TRL's conversational format; a prompt given as a
-                 string is one user message)
+    trl          TRL's preference formats, standard (strings) or conversational (message lists):
+                 explicit prompt  {"prompt": [{"role": "user", "content": "..."}, ...],
+                                   "chosen": [{"role": "assistant", ...}], "rejected": [{"role": "assistant", ...}]}
+                                  (a prompt given as a string is one user message; a side may be a string)
+                 implicit prompt  {"chosen": [whole conversation], "rejected": [whole conversation]}
+                                  or {"chosen": "full text", "rejected": "full text"}   (see below)
+                 `tools` is read as in SFT. TRL's unpaired format (`prompt` + `completion` + `label`, KTO's) and
+                 prompt-completion records are refused: these losses need two responses to one prompt.
+
+Implicit prompts (TRL's `extract_prompt`), turned into the explicit record above, so an implicit record
+gives exactly the tokens of its explicit equivalent:
+
+    message lists  the prompt is the longest common prefix of whole messages; what follows it in each list
+                   must be one assistant message (the reply): [sys, user, assistant "It is blue."] and
+                   [sys, user, assistant "It is green."] give prompt [sys, user]. Refused (the bad-record
+                   error, or a count with --skip_bad_lines): lists that share no message (`implicit_no_prompt`),
+                   one list a prefix of the other (`implicit_no_response`), anything but one assistant
+                   message after the shared part, e.g. when an earlier turn differs (`implicit_not_a_reply`).
+                   A `prompt` field next to such lists (TRL's datasets carry one) must be the shared messages,
+                   or the text of the last of them (`prompt_mismatch`); the messages are what is trained.
+    plain text     split at the longest common prefix of CHARACTERS, as TRL does (a space just before the
+                   split goes to the responses): "Is fever dangerous? It can be." / "Is fever dangerous? No."
+                   give prompt "Is fever dangerous?", chosen " It can be.", rejected " No.". The prompt is
+                   then rendered as one user message and each response as the reply, with the chat
+                   template like every other format (TRL itself concatenates standard text without one).
+                   Beware: answers that begin alike move their shared words into the prompt
+                   ("...? It can be serious." / "...? It can be ignored." give prompt "...? It can be" and
+                   responses " serious." / " ignored."), so the user turn ends mid-answer: give such data
+                   with an explicit `prompt`. Texts with no common prefix, or one a prefix of the other, are
+                   refused as for message lists.
 
 The prompt (system, earlier turns, last question) is validated as an SFT conversation (`chat_records`:
 alternation, roles, tools, reasoning), and the pair itself: both sides present (`missing_side`), not
@@ -60,7 +87,7 @@ logger = logging.getLogger(__name__)
 
 PROMPT, CHOSEN, REJECTED = 0, 1, 2          # the stored mask values
 COUNTERS = ("truncated_prompt", "truncated_chosen", "truncated_rejected", "dropped_identical_after_truncation")
-FORMATS = ("medicalgpt", "medicalgpt_qa", "trl")
+FORMATS = ("medicalgpt", "medicalgpt_qa", "trl", "trl_implicit")
 _UNBOUNDED = 1 << 30                        # the chat encoder's own length limit: lengths are applied here
 
 
@@ -85,9 +112,114 @@ def detect_format(obj: dict) -> Optional[str]:
         return "medicalgpt"
     if "question" in obj or "response_chosen" in obj or "response_rejected" in obj:
         return "medicalgpt_qa"
+    if "chosen" not in obj and "rejected" not in obj and "completion" in obj:
+        return "trl_unpaired" if "label" in obj else "trl_prompt_completion"
     if "prompt" in obj:
         return "trl"
+    if "chosen" in obj or "rejected" in obj:
+        return "trl_implicit"
     return None
+
+
+_ASSISTANT_ROLES = ("assistant", "gpt", "model", "chatgpt")
+
+
+def _role(message) -> str:
+    return str(message.get("role", message.get("from", ""))).lower() if isinstance(message, dict) else ""
+
+
+def _is_messages(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) for m in value)
+
+
+def _common_prefix_length(a, b) -> int:
+    """How many leading items (characters, or whole messages) `a` and `b` share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _implicit_messages(chosen: list, rejected: list) -> tuple[list, dict, dict]:
+    """(prompt messages, chosen reply, rejected reply) of two whole conversations (see the module doc)."""
+    if chosen == rejected:
+        raise BadRecord("identical_sides", "'chosen' and 'rejected' are the same conversation: the pair prefers "
+                        "nothing (remove it, or fix the rejected response)")
+    n = _common_prefix_length(chosen, rejected)
+    if n == 0:
+        raise BadRecord("implicit_no_prompt", "'chosen' and 'rejected' (whole conversations, no 'prompt') share no "
+                        "first message, so there is no common prompt: both must be the same conversation up to the "
+                        "last reply (or give 'prompt' + one-message 'chosen' / 'rejected')")
+    if n in (len(chosen), len(rejected)):
+        short, long_ = ("chosen", "rejected") if n == len(chosen) else ("rejected", "chosen")
+        raise BadRecord("implicit_no_response", f"{short!r} is the start of {long_!r} ({n} shared messages): it has no "
+                        "reply of its own after the common prompt; each side must end with its own assistant reply")
+    for name, rest in (("chosen", chosen[n:]), ("rejected", rejected[n:])):
+        roles = [_role(m) or "?" for m in rest]
+        if any(r not in _ASSISTANT_ROLES for r in roles):
+            raise BadRecord("implicit_not_a_reply", f"after the {n} message(s) that 'chosen' and 'rejected' share, "
+                            f"{name!r} goes on with {', '.join(roles)}, not with the assistant's reply alone: the two "
+                            "conversations must be the same up to the last reply (here an earlier turn differs)")
+        if len(rest) > 1:
+            raise BadRecord("implicit_not_a_reply", f"after the {n} message(s) that 'chosen' and 'rejected' share, "
+                            f"{name!r} has {len(rest)} messages ({', '.join(roles)}): each side must end with ONE "
+                            "assistant reply (split longer exchanges into an explicit 'prompt' and one-message "
+                            "'chosen' / 'rejected')")
+    return chosen[:n], chosen[n], rejected[n]
+
+
+def _implicit_text(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """(prompt, chosen, rejected) of two full texts: split at their longest common prefix of characters,
+    a space just before the split moved to the responses (TRL's `extract_prompt`; see the module doc)."""
+    for name, text in (("chosen", chosen), ("rejected", rejected)):
+        if not text.strip():
+            raise BadRecord("empty_response", f"{name!r} is empty")
+    n = _common_prefix_length(chosen, rejected)
+    if n in (len(chosen), len(rejected)):
+        if chosen.strip() == rejected.strip():
+            raise BadRecord("identical_sides", "'chosen' and 'rejected' are the same text: the pair prefers nothing "
+                            "(remove it, or fix the rejected response)")
+        short, long_ = ("chosen", "rejected") if n == len(chosen) else ("rejected", "chosen")
+        raise BadRecord("implicit_no_response", f"{short!r} is the start of {long_!r}: with no 'prompt', the prompt is "
+                        "their common beginning, and this side has no response after it (give 'prompt' + 'chosen' + "
+                        "'rejected')")
+    if n > 0 and chosen[n - 1] == " ":
+        n -= 1
+    if not chosen[:n].strip():
+        raise BadRecord("implicit_no_prompt", "'chosen' and 'rejected' (full texts, no 'prompt') have no common "
+                        "beginning, so there is no prompt: give 'prompt' + 'chosen' + 'rejected', or full texts that "
+                        "start with the same prompt")
+    return chosen[:n], chosen[n:], rejected[n:]
+
+
+def _explicit(obj: dict) -> dict:
+    """A TRL record with its prompt made explicit: {'prompt', 'chosen', 'rejected'} (+ 'tools'), each side
+    a string or one message; the record itself when it is explicit already (see the module doc)."""
+    chosen, rejected = obj.get("chosen"), obj.get("rejected")
+    if chosen is None or rejected is None:
+        return obj  # reported as a missing side by _sides
+    whole = [_is_messages(v) and _role(v[0]) not in _ASSISTANT_ROLES for v in (chosen, rejected)]
+    given = obj.get("prompt")  # a null prompt (a column of a table) is no prompt
+    if given is not None and not any(whole):
+        return obj
+    if _is_messages(chosen) and _is_messages(rejected):
+        prompt, c, r = _implicit_messages(chosen, rejected)
+        if given is not None and given != prompt and not (isinstance(given, str) and given == prompt[-1].get(
+                "content", prompt[-1].get("value"))):
+            raise BadRecord("prompt_mismatch", "'prompt' is neither the messages that 'chosen' and 'rejected' share "
+                            f"({len(prompt)}) nor the text of the last of them: drop 'prompt' (the shared messages "
+                            "are the prompt) or make 'chosen' / 'rejected' one assistant message each")
+        c, r = [c], [r]
+    elif isinstance(chosen, str) and isinstance(rejected, str) and given is None:
+        prompt, c, r = _implicit_text(chosen, rejected)
+    else:
+        kinds = ", ".join(f"{n!r} is {'a conversation' if w else type(v).__name__}"
+                          for n, v, w in (("chosen", chosen, whole[0]), ("rejected", rejected, whole[1])))
+        raise BadRecord("bad_response", f"{kinds}: give both as whole conversations (message lists that start "
+                        "with the prompt), both as full texts without 'prompt', or 'prompt' + one response each")
+    return {**{k: obj[k] for k in ("tools",) if obj.get(k) is not None}, "prompt": prompt, "chosen": c, "rejected": r}
 
 
 def _response_text(value, side: str) -> str:
@@ -98,7 +230,7 @@ def _response_text(value, side: str) -> str:
         value = value[0]
     if isinstance(value, dict):
         role = str(value.get("role", value.get("from", "assistant"))).lower()
-        if role not in ("assistant", "gpt", "model", "chatgpt"):
+        if role not in _ASSISTANT_ROLES:
             raise BadRecord("bad_response", f"{side!r} is a message from {role!r}, not from the assistant")
         value = value.get("content", value.get("value"))
         if value is None:
@@ -111,13 +243,12 @@ def _response_text(value, side: str) -> str:
 
 
 def _sides(obj: dict, names: tuple) -> tuple[str, str]:
-    texts = []
-    for name in names:
+    for name in names:  # both present before either is read
         if obj.get(name) is None:
             other = names[1] if name == names[0] else names[0]
             raise BadRecord("missing_side", f"missing {name!r}: each pair needs both {names[0]!r} and {names[1]!r} "
                             f"(found {other!r}: {'yes' if obj.get(other) is not None else 'no'})")
-        texts.append(_response_text(obj[name], name))
+    texts = [_response_text(obj[name], name) for name in names]
     for name, text in zip(names, texts):
         if not text.strip():
             raise BadRecord("empty_response", f"{name!r} is empty")
@@ -158,7 +289,8 @@ def parse_pair(obj: dict, fmt: Optional[str] = None) -> PreferencePair:
         base = {"instruction": obj["question"], "system": obj.get("system") or None,
                 "history": obj.get("history") or []}
         make = lambda text, side: parse_record({**base, "output": text}, "alpaca")  # noqa: E731
-    elif fmt == "trl":
+    elif fmt in ("trl", "trl_implicit"):
+        obj = _explicit(obj)
         chosen, rejected = _sides(obj, ("chosen", "rejected"))
         prompt = obj["prompt"]
         if isinstance(prompt, str):
@@ -179,11 +311,18 @@ def parse_pair(obj: dict, fmt: Optional[str] = None) -> PreferencePair:
             reply = dict(sides[side]) if sides[side] is not None else {"role": "assistant"}
             reply["content"] = text
             return parse_record({**base, "messages": prompt + [reply]}, "openai")
+    elif fmt == "trl_unpaired":
+        raise BadRecord("unpaired_format", "this is TRL's unpaired preference format ('prompt' + 'completion' + "
+                        "'label', for KTO): DPO, ORPO and the reward model need PAIRS, two responses to one prompt "
+                        "('prompt' + 'chosen' + 'rejected'); KTO is not supported")
+    elif fmt == "trl_prompt_completion":
+        raise BadRecord("unpaired_format", "this is TRL's prompt-completion format ('prompt' + 'completion'), data for "
+                        "supervised fine-tuning: preference training needs 'chosen' and 'rejected' responses")
     else:
         raise BadRecord("unknown_format", "cannot tell the preference format: expected 'conversations' + 'chosen' + "
                         "'rejected' (MedicalGPT), 'question' + 'response_chosen' + 'response_rejected' (older "
-                        "MedicalGPT) or 'prompt' + 'chosen' + 'rejected' (TRL); fields: "
-                        f"{', '.join(list(obj)[:8])}")
+                        "MedicalGPT), 'prompt' + 'chosen' + 'rejected' or 'chosen' + 'rejected' with an implicit "
+                        f"prompt (TRL); fields: {', '.join(list(obj)[:8])}")
     return PreferencePair(make(chosen, "chosen"), make(rejected, "rejected"))
 
 
@@ -240,6 +379,19 @@ class PreferenceEncoder:
     def describe(self) -> dict:
         return {"encoder": "preference", "template": self.template_name, "max_source_length": self.max_source_length,
                 "max_target_length": self.max_target_length}
+
+    def with_backend(self, requested: Optional[str], units, max_units: Optional[int] = None) -> "PreferenceEncoder":
+        """This encoder on the tokenizer backend `--tokenizer_backend` chooses: its chat encoder's (the
+        rendered pairs are tokenized by it; see `ConversationEncoder.with_backend`)."""
+        from copy import copy
+
+        other = copy(self)
+        units = list(units)
+        samples = self.chat.sample_texts(units, max_units=max_units, reader=self) \
+            if (requested or "hf").strip().lower() != "hf" else []
+        other.chat = self.chat.with_backend(requested, units, max_units, samples=samples)
+        other._counts = dict.fromkeys(COUNTERS, 0)
+        return other
 
     def for_source(self, text_field: Optional[str]) -> "PreferenceEncoder":
         own_fields_only(text_field, "preference pairs", "conversations/chosen/rejected, prompt, question...")

@@ -254,3 +254,27 @@ def test_a_disagreement_during_an_sft_build_stops_it(tmp_path, fake_sft_backend,
     with pytest.raises(DataError, match="during the build"):
         sft_store(tmp_path, enc, records, "fake")
     assert not glob.glob(str(tmp_path / "cache-fake" / "**" / "manifest.json"), recursive=True)
+
+
+def test_preference_store_is_the_same_on_the_backend_auto_picks(tmp_path):
+    from medtrain.data.preference import UNBOUNDED, PreferenceEncoder
+
+    js = family_json("bytelevel_gpt")
+    docs = multilingual_docs(90, seed=7)
+    records = [{"prompt": docs[3 * i], "chosen": docs[3 * i + 1], "rejected": docs[3 * i + 2]} for i in range(30)]
+
+    def pair_encoder(backend):
+        spec = spec_of(js, backend)
+        eos = Tokenizer.from_str(js).id_to_token(spec.eos_id)
+        chat = ConversationEncoder(spec, chat_template=CHATML, special_tokens={"eos_token": eos},
+                                   stop_tokens=["<|im_end|>", eos], max_length=UNBOUNDED)
+        return PreferenceEncoder(chat, 48, 32)
+
+    units = plan_units(find_files([_write(tmp_path, records)]))
+    picked = pair_encoder("hf").with_backend("auto", units)
+    want = [n for n in tb.installed_backends() if n != "hf"][:1] or ["hf"]
+    assert picked.spec.backend == want[0]
+    hf_store, _ = sft_store(tmp_path, pair_encoder("hf"), records, "pair-hf")
+    fast_store, manifest = sft_store(tmp_path, picked, records, "pair-fast")
+    assert fast_store == hf_store and len(hf_store) >= 2
+    assert manifest["tokenizer_backend"] == [picked.spec.backend]
