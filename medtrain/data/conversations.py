@@ -121,11 +121,23 @@ class _Reporter:
 # ---------------------------------------------------------------------------------------------------
 # the encoder
 # ---------------------------------------------------------------------------------------------------
-def _chat_template_of(tokenizer) -> Optional[str]:
+def _chat_templates_of(tokenizer) -> tuple[Optional[str], Optional[str]]:
+    """The tokenizer's chat templates: (default, tool_use). A tokenizer may carry several named ones
+    (Hermes, Command-R: `default` and `tool_use`); as `apply_chat_template` does, `tool_use` renders the
+    conversations that come with tool definitions, `default` the others."""
     t = getattr(tokenizer, "chat_template", None)
-    if isinstance(t, dict):  # several named templates: the default one
-        t = t.get("default")
-    return t or None
+    if isinstance(t, list):   # tokenizer_config.json's form: [{"name": ..., "template": ...}]
+        t = {e.get("name"): e.get("template") for e in t if isinstance(e, dict)}
+    if isinstance(t, dict):
+        default, tool_use = t.get("default"), t.get("tool_use")
+        if default is None and tool_use is None and t:
+            default = next(iter(t.values()))
+        return (default or tool_use or None), (tool_use if default else None)
+    return (t or None), None
+
+
+def _chat_template_of(tokenizer) -> Optional[str]:
+    return _chat_templates_of(tokenizer)[0]
 
 
 def special_tokens_of(tokenizer) -> list[str]:
@@ -164,7 +176,8 @@ class ConversationEncoder:
                  chat_template: Optional[str] = None, special_tokens: Optional[dict] = None,
                  data_format: str = "auto", system_prompt: Optional[str] = None, max_length: int = 2048,
                  stop_tokens=(), tool_format: Optional[str] = None, template_kwargs: Optional[dict] = None,
-                 template_source: str = "the tokenizer's chat_template", train_on_inputs: bool = False):
+                 template_source: str = "the tokenizer's chat_template", train_on_inputs: bool = False,
+                 tool_chat_template: Optional[str] = None):
         if (template is None) == (chat_template is None):
             raise ValueError("give exactly one of a registry template and a tokenizer chat_template")
         if data_format not in ("auto",) + FORMATS:
@@ -177,6 +190,10 @@ class ConversationEncoder:
         self.template = template
         self.jinja = JinjaRenderer(chat_template, special_tokens or {}, stop_tokens, template_source,
                                    template_kwargs) if chat_template is not None else None
+        # the tokenizer's `tool_use` template, for conversations with tool definitions
+        self.jinja_tools = JinjaRenderer(tool_chat_template, special_tokens or {}, stop_tokens,
+                                         f"{template_source} (tool_use)", template_kwargs) \
+            if tool_chat_template is not None and chat_template is not None else None
         self.data_format = data_format
         self.system_prompt = system_prompt
         self.max_length = max_length
@@ -194,7 +211,7 @@ class ConversationEncoder:
         """The encoder for a HF tokenizer: its own chat_template when it has one and template_name is
         auto (or 'tokenizer', or a registry name that prefers the model's own template), else the
         registry template (vicuna when auto and the tokenizer has none)."""
-        own = _chat_template_of(tokenizer)
+        own, own_tools = _chat_templates_of(tokenizer)
         name = (template_name or "auto").strip()
         if name == "tokenizer" and own is None:
             raise ValueError("--template_name tokenizer: this tokenizer has no chat_template; choose a template "
@@ -213,7 +230,7 @@ class ConversationEncoder:
             return cls(spec, chat_template=own, special_tokens=special, data_format=data_format,
                        system_prompt=system_prompt, max_length=max_length, stop_tokens=special_tokens_of(tokenizer),
                        tool_format=tool_format, template_kwargs=kwargs, template_source=source,
-                       train_on_inputs=train_on_inputs)
+                       train_on_inputs=train_on_inputs, tool_chat_template=own_tools)
         if name == "auto":
             name = "vicuna"
             logger.info("The tokenizer has no chat_template: using the vicuna template (choose one with "
@@ -328,6 +345,7 @@ class ConversationEncoder:
                    "special_tokens": self.jinja.special_tokens if self.jinja is not None else None,
                    "stop_tokens": self.jinja.stop_tokens if self.jinja is not None else None,
                    "template_kwargs": self.jinja.template_kwargs if self.jinja is not None else None,
+                   **({"tool_chat_template": self.jinja_tools.chat_template} if self.jinja_tools is not None else {}),
                    "tool_format": self.tool_format,
                    "data_format": self.data_format, "system_prompt": self.system_prompt,
                    "max_length": self.max_length, "add_bos": self.spec.add_bos}
@@ -418,14 +436,15 @@ class ConversationEncoder:
         if self.template is not None:
             return self.template.render(system, [(q["content"], _inline_reasoning(a)) for q, a in
                                                  zip(messages[::2], messages[1::2])])
-        if tools and not textual and self.jinja.renders_tool_calls and not self.jinja.renders_tools:
-            raise TemplateError(f"{self.jinja.name} renders tool calls but not tool definitions, so the conversation's "
+        jinja = self.jinja_tools if tools and self.jinja_tools is not None else self.jinja
+        if tools and not textual and jinja.renders_tool_calls and not jinja.renders_tools:
+            raise TemplateError(f"{jinja.name} renders tool calls but not tool definitions, so the conversation's "
                                 "'tools' would be lost; pass --tool_format (default, qwen, llama3, mistral, glm4) to "
                                 "write them as text, or drop the 'tools' field and describe them in the system prompt")
-        if has_tools and not textual and not self.jinja.renders_tool_calls:
-            raise TemplateError(f"{self.jinja.name} does not render tools or tool calls; pass --tool_format "
+        if has_tools and not textual and not jinja.renders_tool_calls:
+            raise TemplateError(f"{jinja.name} does not render tools or tool calls; pass --tool_format "
                                 "(default, qwen, llama3, mistral, glm4) to write them as text")
-        keep = self.jinja.reads_reasoning
+        keep = jinja.reads_reasoning
         msgs = [{"role": "system", "content": system}] if system else []
         for m in messages:
             m = dict(m)
@@ -434,7 +453,7 @@ class ConversationEncoder:
                 m["content"] = _inline_reasoning({**m, "raw": raw})
                 del m["reasoning_content"]
             msgs.append(m)
-        return self.jinja.render(msgs, tools)
+        return jinja.render(msgs, tools)
 
     def size(self, record: Rendered) -> int:
         return len(record.text)

@@ -205,3 +205,33 @@ def test_packed_conversation_logits_equal_its_logits_alone(tok, demo_dir, tmp_pa
         assert torch.equal(batch["labels"][0, start: start + n], alone["labels"][0])
         assert batch["labels"][0, start] == -100
         start += n
+
+
+def test_named_tool_use_template_renders_conversations_with_tools():
+    """A tokenizer with named templates (default, tool_use) renders a conversation that comes with tool
+    definitions by `tool_use` and the others by `default`, as apply_chat_template does."""
+    from helpers.sft import chat_tokenizer
+
+    default = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+               "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    tool_use = ("<|im_start|>system\nTools: {{ tools | tojson }}<|im_end|>\n" + default.replace(
+        "{{ m['content'] }}", "{{ m['content'] }}{% for c in m.tool_calls or [] %}<tool_call>{{ c.function | tojson }}"
+        "</tool_call>{% endfor %}"))
+    tok = chat_tokenizer(default, ["<|im_start|>", "<|im_end|>"], "<|im_end|>", texts=["Tools weather city"])
+    tok.chat_template = {"default": default, "tool_use": tool_use}
+    enc = make_encoder(tok)
+    tools = [{"type": "function", "function": {"name": "weather", "description": "the weather",
+                                                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    msgs = [{"role": "user", "content": "Weather in Paris?"}, {"role": "assistant", "content": "Sunny."}]
+    with_tools = enc.render(None, msgs, tools)
+    assert with_tools.text == tok.apply_chat_template(msgs, tools=tools, tokenize=False)
+    assert with_tools.text.startswith("<|im_start|>system\nTools: [")
+    plain = enc.render(None, msgs)
+    assert plain.text == tok.apply_chat_template(msgs, tokenize=False) and "Tools:" not in plain.text
+    # the reply (and its end of turn) is the trained span in both
+    for r in (with_tools, plain):
+        (s, e), = r.spans
+        assert r.text[s:e] == "Sunny.<|im_end|>"
+    # both templates are part of the store's fingerprint
+    tok.chat_template = {"default": default, "tool_use": tool_use.replace("Tools:", "Functions:")}
+    assert make_encoder(tok).fingerprint != enc.fingerprint
