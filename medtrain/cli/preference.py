@@ -247,7 +247,6 @@ class PreferenceLogCallback(TrainerCallback):
 def counters(summary: dict) -> dict:
     """The preference counters of the run's data: summed over the manifests of the train and eval
     stores (the encoder's counts, recorded when each store was built), or the stream's totals."""
-    import json
 
     out = {}
     for part in ("train", "eval"):
@@ -303,8 +302,7 @@ def preview_pairs(model_args, data_args, pref: PreferenceDataArguments, out=None
     """The first `pref.preview_samples` pairs of --train_file_dir in input order, encoded as they are stored
     (template, truncation): printed (the prompt once, then each response with the tokens the losses count
     between ⟦ ⟧) and, with `output_dir`, written to output_dir/preview.jsonl (one `pair_sample` a line)."""
-    from medtrain.cli.sft import CLOSE_MARK, OPEN_MARK
-    from medtrain.data.sources import SkipCounter, find_files, plan_units
+    from medtrain.cli.sft import CLOSE_MARK, OPEN_MARK, collect_samples, save_samples
     from medtrain.runtime.distributed import DistInfo, setup_logging
     from medtrain.training.demo import ensure_demo_assets
     from medtrain.training.modeling import load_tokenizer
@@ -324,24 +322,10 @@ def preview_pairs(model_args, data_args, pref: PreferenceDataArguments, out=None
         from medtrain.errors import DataError
 
         raise DataError("--preview_samples needs --train_file_dir (the pairs to preview)")
-    skipped, samples = SkipCounter(), []
-    for unit in plan_units(find_files(paths)):
-        for key, pair in encoder.read(unit, data_args.skip_bad_lines, data_args.max_document_chars, skipped):
-            encoded = encoder.encode_batch([pair])[0]
-            if encoded is not None:
-                samples.append(pair_sample(tokenizer, *encoded, source=encoder.source(unit, key)))
-            if len(samples) >= pref.preview_samples:
-                break
-        if len(samples) >= pref.preview_samples:
-            break
+    samples, skipped = collect_samples(encoder, paths, data_args, pref.preview_samples,
+                                       lambda encoded, where: pair_sample(tokenizer, *encoded, source=where))
     if dist.is_main:
-        path = None
-        if output_dir:
-            os.makedirs(output_dir, exist_ok=True)
-            path = os.path.join(output_dir, "preview.jsonl")
-            with open(path, "w", encoding="utf-8") as fh:
-                for s in samples:
-                    fh.write(json.dumps(s, ensure_ascii=False) + "\n")
+        path = save_samples(samples, output_dir)
         for s in samples:
             n_prompt = len(s["chosen"]["input_ids"]) - sum(1 for x in s["chosen"]["labels"] if x != -100)
             trained = {k: sum(1 for x in s[k]["labels"] if x != -100) for k in ("chosen", "rejected")}

@@ -208,13 +208,40 @@ def sample_json(tokenizer, ids, mask, source: str = "") -> dict:
             "text": marked_text(tokenizer, ids, mask)}
 
 
+def collect_samples(encoder, paths, data_args, limit: int, to_sample) -> tuple:
+    """The first `limit` records of `paths` that the encoder keeps, each as `to_sample(encoded, where)`
+    (where: "file:line"), and the skip counter: what --preview_samples shows (SFT and preference)."""
+    from medtrain.data.sources import SkipCounter, find_files, plan_units
+
+    skipped, samples = SkipCounter(), []
+    for unit in plan_units(find_files(paths)):
+        for key, record in encoder.read(unit, data_args.skip_bad_lines, data_args.max_document_chars, skipped):
+            encoded = encoder.encode_batch([record])[0]
+            if encoded is not None:
+                samples.append(to_sample(encoded, encoder.source(unit, key)))
+            if len(samples) >= limit:
+                return samples, skipped
+    return samples, skipped
+
+
+def save_samples(samples: list, output_dir: Optional[str]) -> Optional[str]:
+    """Writes the previewed samples to OUTPUT_DIR/preview.jsonl (nothing without an output_dir)."""
+    if not output_dir:
+        return None
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, "preview.jsonl")
+    with open(path, "w", encoding="utf-8") as fh:
+        for s in samples:
+            fh.write(json.dumps(s, ensure_ascii=False) + "\n")
+    return path
+
+
 def preview(model_args, data_args, sft_args, out=None, output_dir: Optional[str] = None) -> list[dict]:
     """The first `preview_samples` conversations in input order: printed (source, then the marked text)
     and written to `output_dir/preview.jsonl`."""
     from medtrain.training.demo import ensure_demo_assets
     from medtrain.runtime.distributed import setup_logging
     from medtrain.training.modeling import load_tokenizer
-    from medtrain.data.sources import SkipCounter, find_files, plan_units
 
     out = out or sys.stdout
     dist = DistInfo.from_env()
@@ -223,24 +250,11 @@ def preview(model_args, data_args, sft_args, out=None, output_dir: Optional[str]
         model_args.model_name_or_path = ensure_demo_assets(model_args.demo_dir)
     tokenizer = load_tokenizer(model_args)
     encoder = conversation_encoder(tokenizer, data_args, sft_args)
-    skipped, samples = SkipCounter(), []
-    for unit in plan_units(find_files(data_args.train_file_dir or [DEMO_SFT_DATA])):
-        for key, record in encoder.read(unit, data_args.skip_bad_lines, data_args.max_document_chars, skipped):
-            encoded = encoder.encode_batch([record])[0]
-            if encoded is not None:
-                samples.append(sample_json(tokenizer, *encoded, source=encoder.source(unit, key)))
-            if len(samples) >= sft_args.preview_samples:
-                break
-        if len(samples) >= sft_args.preview_samples:
-            break
+    samples, skipped = collect_samples(encoder, data_args.train_file_dir or [DEMO_SFT_DATA], data_args,
+                                       sft_args.preview_samples,
+                                       lambda encoded, where: sample_json(tokenizer, *encoded, source=where))
     if dist.is_main:
-        path = None
-        if output_dir:
-            os.makedirs(output_dir, exist_ok=True)
-            path = os.path.join(output_dir, "preview.jsonl")
-            with open(path, "w", encoding="utf-8") as fh:
-                for s in samples:
-                    fh.write(json.dumps(s, ensure_ascii=False) + "\n")
+        path = save_samples(samples, output_dir)
         for s in samples:
             trained = sum(1 for x in s["labels"] if x != -100)
             out.write(f"=== {s['source']}: {len(s['input_ids'])} tokens, {trained} trained (between "
