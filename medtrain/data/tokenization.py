@@ -244,22 +244,42 @@ class DocumentTokenizer:
         return self.backend.encode_batch(texts)
 
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's ids with BOS/EOS, in the spec's dtype. The backend's flat encoding (one buffer of
+        ids, no Python object per token) is framed with BOS/EOS in a few array operations; the returned
+        arrays are views of one buffer per batch."""
         normal = [i for i, t in enumerate(texts) if len(t) <= self.piece_chars]
         out: list = [None] * len(texts)
         if normal:
-            encoded = self.backend.encode_batch([texts[i] for i in normal]) if len(normal) < len(texts) \
-                else self.backend.encode_batch(texts)
-            for i, ids in zip(normal, encoded):
-                out[i] = ids
+            ids, offsets = self.backend.encode_batch_flat(
+                [texts[i] for i in normal] if len(normal) < len(texts) else texts)
+            for i, doc in zip(normal, self._framed(ids, offsets)):
+                out[i] = doc
+        dtype = self.spec.dtype
         for i, t in enumerate(texts):
             if out[i] is None:
                 self.documents_cut += 1
                 ids: list[int] = []
                 for piece_ids in self.backend.encode_batch(split_text(t, self.piece_chars)):
                     ids.extend(piece_ids)
-                out[i] = ids
-        dtype = self.spec.dtype
-        return [np.asarray(self._prefix + ids + self._suffix, dtype=dtype) for ids in out]
+                out[i] = np.asarray(self._prefix + ids + self._suffix, dtype=dtype)
+        return out
+
+    def _framed(self, ids: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+        """The documents of a flat encoding with BOS before and EOS after each (as chosen), as views of
+        one array of the spec's dtype. E.g. ids [5 6 7 8], offsets [0 3 4], EOS 2: [5 6 7 2 | 8 2]."""
+        p, q = len(self._prefix), len(self._suffix)
+        n = len(offsets) - 1
+        lengths = np.diff(offsets)
+        framed = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths + p + q, out=framed[1:])
+        res = np.empty(int(framed[-1]), dtype=self.spec.dtype)
+        shift = framed[:-1] + p - offsets[:-1]
+        res[np.arange(len(ids), dtype=np.int64) + np.repeat(shift, lengths)] = ids
+        for k, tok in enumerate(self._prefix):
+            res[framed[:-1] + k] = tok
+        for k, tok in enumerate(self._suffix):
+            res[framed[1:] - q + k] = tok
+        return [res[framed[i]:framed[i + 1]] for i in range(n)]
 
 
 class TextEncoder:

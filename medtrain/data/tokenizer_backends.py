@@ -45,7 +45,10 @@ import tempfile
 import time
 import unicodedata
 import zlib
+from itertools import chain
 from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
 
 from medtrain.errors import DataError
 
@@ -61,12 +64,22 @@ class TokenizerMismatch(DataError):
 
 
 class Backend:
-    """Encodes texts to ids; subclasses set `name` and implement `encode_batch`."""
+    """Encodes texts to ids; subclasses set `name` and implement `encode_batch`, and may implement
+    `encode_batch_flat` (the store builder's path: no Python object per token)."""
 
     name = "?"
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         raise NotImplementedError
+
+    def encode_batch_flat(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, offsets): every text's ids concatenated (uint32), and len(texts) + 1 offsets (int64),
+        text i's ids being ids[offsets[i]:offsets[i + 1]]."""
+        encoded = self.encode_batch(texts)
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+        ids = np.fromiter(chain.from_iterable(encoded), dtype=np.uint32, count=int(offsets[-1]))
+        return ids, offsets
 
     def __repr__(self) -> str:
         return f"<tokenizer backend {self.name}>"
@@ -96,6 +109,13 @@ class FastokensBackend(Backend):
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False,
                                                             split_special_tokens=False)]
+
+    def encode_batch_flat(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        flat = getattr(self.tokenizer, "encode_batch_flat", None)
+        if flat is None:   # fastokens before 0.3.5
+            return super().encode_batch_flat(texts)
+        ids, offsets = flat(texts, add_special_tokens=False, split_special_tokens=False)
+        return np.frombuffer(ids, dtype="<u4"), np.frombuffer(offsets, dtype="<u8").astype(np.int64)
 
 
 class TokieBackend(Backend):
@@ -375,6 +395,16 @@ def select_backend(tokenizer_json: str, requested: str = "auto", samples: Iterab
 # ---------------------------------------------------------------------------------------------------
 # checking during a build
 # ---------------------------------------------------------------------------------------------------
+class _Slices:
+    """Text i's ids of a flat encoding, as `ids[i]`."""
+
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray):
+        self.ids, self.offsets = ids, offsets
+
+    def __getitem__(self, i: int) -> list:
+        return self.ids[self.offsets[i]:self.offsets[i + 1]].tolist()
+
+
 def sampled_for_recheck(text: str, every: int = RECHECK_EVERY, seed: int = RECHECK_SEED) -> bool:
     """Whether `text` is among the documents re-encoded by HF: a hash of the text, so deterministic."""
     return every > 0 and zlib.crc32(text.encode("utf-8", "surrogatepass"), seed) % every == 0
@@ -404,6 +434,11 @@ class CheckedBackend(Backend):
         out = self.backend.encode_batch(texts)
         self.recheck(texts, out)
         return out
+
+    def encode_batch_flat(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        ids, offsets = self.backend.encode_batch_flat(texts)
+        self.recheck(texts, _Slices(ids, offsets))
+        return ids, offsets
 
     def recheck(self, texts: list[str], ids: list) -> None:
         picked = [i for i, t in enumerate(texts) if sampled_for_recheck(t, self.every, self.seed)]
