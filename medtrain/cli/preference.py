@@ -23,23 +23,21 @@ the bundled sample (data/preference) in well under a minute on CPU.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 from transformers import TrainerCallback, TrainingArguments
 
 from medtrain.cli.pretrain import uses_demo
-from medtrain.config.arguments import DataArguments, FrozenAfterResolve, ModelArguments, Parsed, parse_run_args
-from medtrain.data.chat_templates import TEMPLATES
+from medtrain.config.arguments import DataArguments, ModelArguments, Parsed, parse_run_args
+from medtrain.config.task_arguments import (LOSS_OPTIONS, LOSS_TYPES, PreferenceArguments,  # noqa: F401
+                                             PreferenceDataArguments)
 from medtrain.data.preference import COUNTERS, PreferenceEncoder
 from medtrain.data.tokenization import spec_from_tokenizer
-from medtrain.data.tool_formats import TOOL_FORMATS
 from medtrain.training.demo import ASSETS
 from medtrain.training.runner import run_main, run_training
 
@@ -47,9 +45,6 @@ logger = logging.getLogger(__name__)
 
 DEMO_PREFERENCE_DATA = os.path.join(ASSETS, "preference")
 TASKS = {"dpo": "dpo_training.py", "orpo": "orpo_training.py", "rm": "reward_modeling.py"}
-# TRL 1.16's DPO loss types (trl.DPOTrainer._compute_loss)
-LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
-              "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 # the options that belong to one task only (given to another, they are an error)
 TASK_OPTIONS = {
     "dpo": ("beta", "loss_type", "loss_weights", "label_smoothing", "f_divergence_type", "f_alpha_divergence_coef",
@@ -68,102 +63,6 @@ DEMO_FLAGS = {
     "orpo": _DEMO_COMMON + ["--learning_rate", "2e-3", "--max_steps", "40", "--output_dir", "outputs/demo-orpo"],
     "rm": _DEMO_COMMON + ["--learning_rate", "1e-3", "--max_steps", "40", "--output_dir", "outputs/demo-rm"],
 }
-
-
-@dataclass
-class PreferenceDataArguments(FrozenAfterResolve):
-    """How pairs are read, rendered and previewed: what a preference token store depends on (so
-    `prepare_data.py --stage dpo|orpo|rm` takes these and no loss option)."""
-
-    template_name: str = field(
-        default="auto",
-        metadata={"help": "Chat template, as for supervised_finetuning.py: auto (the tokenizer's own chat_template, "
-                          f"else vicuna), tokenizer, or one of {', '.join(sorted(TEMPLATES))}. Use the template the "
-                          "model was fine-tuned with."},
-    )
-    system_prompt: Optional[str] = field(
-        default=None, metadata={"help": "System prompt for pairs that have none (default: the template's own)."})
-    tool_format: Optional[str] = field(
-        default=None, metadata={"help": f"How tools are written (as for SFT): unset or one of {', '.join(TOOL_FORMATS)}."})
-    max_source_length: int = field(
-        default=2048, metadata={"help": "Longest prompt in tokens; a longer one keeps its last tokens (counted)."})
-    max_target_length: int = field(
-        default=512, metadata={"help": "Longest response in tokens; a longer one keeps its first tokens (counted)."})
-    preview_samples: int = field(
-        default=0,
-        metadata={"help": "Print the first N pairs (input order) as stored: the prompt, then the chosen and the "
-                          "rejected response, the tokens the losses count between ⟦ and ⟧; write them to "
-                          "output_dir/preview.jsonl (training scripts only), and exit without training or building."},
-    )
-
-    def problems(self) -> list[str]:
-        problems = []
-        if self.template_name not in ("auto", "tokenizer", *TEMPLATES):
-            problems.append(f"unknown --template_name {self.template_name!r}; choose auto, tokenizer or one of "
-                            f"{', '.join(sorted(TEMPLATES))}")
-        if self.tool_format is not None and self.tool_format not in TOOL_FORMATS:
-            problems.append(f"unknown --tool_format {self.tool_format!r}; choose one of {', '.join(TOOL_FORMATS)}")
-        for name in ("max_source_length", "max_target_length"):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.preview_samples < 0:
-            problems.append(f"--preview_samples must be >= 0, got {self.preview_samples}")
-        return problems
-
-    def __post_init__(self):
-        problems = self.problems()
-        if problems:
-            raise ValueError("Invalid preference arguments:\n  " + "\n  ".join(problems))
-
-
-@dataclass
-class PreferenceArguments(PreferenceDataArguments):
-    """How pairs are read and rendered, and the options of the DPO, ORPO and reward losses (TRL's names)."""
-
-    disable_dropout: bool = field(default=True, metadata={"help": "Turn dropout off in the model (TRL's default)."})
-    # DPO (TRL's DPOConfig names)
-    beta: float = field(default=0.1, metadata={"help": "DPO: the KL weight beta (higher: closer to the reference)."})
-    loss_type: list[str] = field(
-        default_factory=lambda: ["sigmoid"],
-        metadata={"help": f"DPO: TRL's loss type(s), one or more of {', '.join(LOSS_TYPES)} (summed with "
-                          "--loss_weights).", "nargs": "+"})
-    loss_weights: Optional[list[float]] = field(
-        default=None, metadata={"help": "DPO: one weight per --loss_type (default 1 each).", "nargs": "+"})
-    label_smoothing: float = field(
-        default=0.0, metadata={"help": "DPO: label smoothing (robust, exo_pair, aot losses)."})
-    f_divergence_type: str = field(
-        default="reverse_kl", metadata={"help": "DPO: reverse_kl (standard), forward_kl, js_divergence or "
-                                                "alpha_divergence."})
-    f_alpha_divergence_coef: float = field(default=1.0, metadata={"help": "DPO: alpha of the alpha divergence."})
-    ld_alpha: Optional[float] = field(
-        default=None, metadata={"help": "DPO: LD-DPO weight of the tokens past the shorter response's length."})
-    use_weighting: bool = field(default=False, metadata={"help": "DPO: WPO weighting of pairs."})
-    discopop_tau: float = field(default=0.05, metadata={"help": "DPO: tau of the discopop loss."})
-    # ORPO
-    orpo_beta: float = field(
-        default=0.1, metadata={"help": "ORPO: the weight (lambda) of the odds-ratio term next to the NLL of the "
-                                       "chosen response (TRL's ORPOConfig.beta; --beta is accepted too)."})
-    # reward model
-    center_rewards_coefficient: Optional[float] = field(
-        default=None, metadata={"help": "Reward model: weight of the penalty that keeps rewards centred on 0."})
-
-    def problems(self) -> list[str]:
-        problems = super().problems()
-        bad = [t for t in self.loss_type if t not in LOSS_TYPES]
-        if bad:
-            problems.append(f"unknown --loss_type {', '.join(bad)}; choose from {', '.join(LOSS_TYPES)}")
-        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
-            problems.append(f"--loss_weights gives {len(self.loss_weights)} weights for {len(self.loss_type)} "
-                            "--loss_type values")
-        if self.f_divergence_type not in ("reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"):
-            problems.append(f"unknown --f_divergence_type {self.f_divergence_type!r}")
-        if self.beta <= 0 or self.orpo_beta <= 0:
-            problems.append("--beta and --orpo_beta must be positive")
-        return problems
-
-
-LOSS_OPTIONS = tuple(f.name for f in dataclasses.fields(PreferenceArguments)
-                     if f.name not in {g.name for g in dataclasses.fields(PreferenceDataArguments)})
 
 
 def parse_preference_args(task: str, argv: Optional[list[str]] = None) -> Parsed:

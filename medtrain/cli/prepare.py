@@ -140,11 +140,11 @@ def stage_classes(stage: str) -> tuple:
     """The argument classes of a stage: the stage's own data options after the common ones."""
     base = (PrepareArguments, ModelArguments, DataArguments)
     if stage == "sft":
-        from medtrain.cli.sft import SftArguments
+        from medtrain.config.task_arguments import SftArguments
 
         return base + (SftArguments,)
     if stage in PREFERENCE_STAGES:
-        from medtrain.cli.preference import PreferenceDataArguments
+        from medtrain.config.task_arguments import PreferenceDataArguments
 
         return base + (PreferenceDataArguments,)
     return base
@@ -154,8 +154,7 @@ def check_stage_flags(stage: str, argv: list[str]) -> None:
     """An option of another stage, or of a loss, is an error that names where it belongs (not an unknown flag)."""
     import dataclasses
 
-    from medtrain.cli.preference import LOSS_OPTIONS, PreferenceDataArguments
-    from medtrain.cli.sft import SftArguments
+    from medtrain.config.task_arguments import LOSS_OPTIONS, PreferenceDataArguments, SftArguments
 
     names = _flag_names(expand_config_file(argv))
     own = {f.name for cls in stage_classes(stage) for f in dataclasses.fields(cls)}

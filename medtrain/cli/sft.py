@@ -23,17 +23,15 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 from transformers import TrainingArguments
 
-from medtrain.config.arguments import DataArguments, FrozenAfterResolve, ModelArguments, Parsed, parse_run_args
+from medtrain.config.arguments import DataArguments, ModelArguments, Parsed, parse_run_args
 from medtrain.config.run_config import RunConfig, resolve_run
-from medtrain.data.chat_templates import TEMPLATES
-from medtrain.data.conversations import FORMATS, ConversationEncoder
-from medtrain.data.tool_formats import TOOL_FORMATS
+from medtrain.config.task_arguments import SftArguments  # noqa: F401 - the SFT script's options
+from medtrain.data.conversations import ConversationEncoder
 from medtrain.training.demo import DEMO_SFT_DATA
 from medtrain.runtime.distributed import DistInfo
 from medtrain.cli.pretrain import uses_demo
@@ -52,62 +50,6 @@ DEMO_FLAGS = ["--model_max_length", "512", "--per_device_train_batch_size", "8",
               "--save_strategy", "no",
               "--output_dir", "outputs/demo-sft", "--validation_split_percentage", "5", "--num_proc", "1",
               "--seed", "42"]
-
-
-@dataclass
-class SftArguments(FrozenAfterResolve):
-    """How conversations are read, rendered and previewed."""
-
-    template_name: str = field(
-        default="auto",
-        metadata={"help": "Chat template: auto (the tokenizer's own chat_template when it has one, else vicuna), "
-                          "tokenizer (its chat_template, required), or one of "
-                          f"{', '.join(sorted(TEMPLATES))} (medtrain/data/chat_templates.py; every MedicalGPT name). "
-                          "A registry template is saved with the tokenizer as its chat_template, so "
-                          "apply_chat_template matches training; qwen3, qwen3_nothink, qwen3_5, qwen3_5_nothink and "
-                          "deepseek3 use the model's own chat_template when it has one."},
-    )
-    data_format: str = field(
-        default="auto",
-        metadata={"help": "Input format: auto (detected per file from its first record), sharegpt "
-                          "(conversations/from/value), openai (messages/role/content) or alpaca "
-                          "(instruction/input/output[/system/history]).",
-                  "choices": ["auto", *FORMATS]},
-    )
-    system_prompt: Optional[str] = field(
-        default=None,
-        metadata={"help": "System prompt for conversations that have none (default: the template's own; an "
-                          "empty string: none)."},
-    )
-    tool_format: Optional[str] = field(
-        default=None,
-        metadata={"help": "How tool definitions, calls and results are written: unset = by the tokenizer's chat "
-                          "template (tools=, tool_calls, role tool), or the 'default' text format with a registry "
-                          f"template; or one of {', '.join(TOOL_FORMATS)} (as text, any template)."},
-    )
-    train_on_inputs: bool = field(
-        default=False,
-        metadata={"help": "Train on every token of the conversation (system prompt and user turns too), not only "
-                          "the assistant replies (MedicalGPT's flag; default false, as there)."},
-    )
-    preview_samples: int = field(
-        default=0,
-        metadata={"help": "Print the first N conversations (input order) with the trained spans marked "
-                          "⟦like this⟧ in the decoded text, write them to output_dir/preview.jsonl ({source, "
-                          "input_ids, labels, text}), and exit without training."},
-    )
-
-    def __post_init__(self):
-        problems = []
-        if self.preview_samples < 0:
-            problems.append(f"--preview_samples must be >= 0, got {self.preview_samples}")
-        if self.template_name not in ("auto", "tokenizer", *TEMPLATES):
-            problems.append(f"unknown --template_name {self.template_name!r}; choose auto, tokenizer or one of "
-                            f"{', '.join(sorted(TEMPLATES))} (or add a ChatTemplate in medtrain/chat_templates.py)")
-        if self.tool_format is not None and self.tool_format not in TOOL_FORMATS:
-            problems.append(f"unknown --tool_format {self.tool_format!r}; choose one of {', '.join(TOOL_FORMATS)}")
-        if problems:
-            raise ValueError("Invalid SFT arguments:\n  " + "\n  ".join(problems))
 
 
 def resolve_sft_defaults(model_args: ModelArguments, data_args: DataArguments, given: frozenset,

@@ -169,3 +169,19 @@ def test_a_store_directory_whose_plan_is_being_written_is_not_foreign(tmp_path):
     other.mkdir()
     (other / "notes.txt").write_text("x")
     assert foreign_contents(str(other)) == ["notes.txt"]
+
+
+def test_preparing_pretraining_text_imports_no_torch_trainer_or_peft(demo_dir, tmp_path):
+    """Its worker processes fork from it and carry what it imported (400 MB and 8 s with torch,
+    transformers and peft): a pretraining store from a local tokenizer needs none of them."""
+    import subprocess
+    import sys
+
+    # transformers' argument parser alone is fine (47 MB, no torch); its Trainer and models are not
+    heavy = ("torch", "peft", "datasets", "transformers.trainer", "transformers.training_args", "transformers.modeling_utils")
+    code = ("import sys; from medtrain.cli.prepare import main; rc = main(sys.argv[1:]); "
+            f"print('IMPORTED', sorted(m for m in {heavy!r} if m in sys.modules)); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, *prep_args(demo_dir, tmp_path / "s", "--num_proc", "2")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "IMPORTED []" in out.stdout, out.stdout[-500:]
