@@ -8,7 +8,7 @@ matched as those tokens, no post-processor (BOS/EOS are added by `tokenization.D
 same way for every backend). Registered here:
 
     hf         HuggingFace tokenizers (always there; the reference every other backend is held to)
-    fastokens  `pip install fastokens` (Apache-2.0)
+    fastokens  installed with medtrain on Linux x86-64/aarch64 and macOS (Apache-2.0)
     tokie      `pip install tokie` (MIT or Apache-2.0)
     kitoken    `pip install kitoken` (BSD-2-Clause)
 
@@ -237,8 +237,7 @@ def _create(name: str, tokenizer_json: str) -> Backend:
     module, factory = _REGISTRY[name]
     if module is not None and not is_installed(name):
         raise DataError(f"--tokenizer_backend {name}: the package {module!r} is not installed "
-                        f"(pip install {module}, or pip install 'medtrain[fast]'; or pass "
-                        "--tokenizer_backend auto)")
+                        f"(pip install {module}; or pass --tokenizer_backend auto)")
     return factory(tokenizer_json)
 
 
