@@ -237,20 +237,20 @@ def test_resolve_backend_records_the_backend_and_keeps_the_fingerprint(fake_back
 # ---------------------------------------------------------------------------------------------------
 # checking during the build
 # ---------------------------------------------------------------------------------------------------
-def test_recheck_sample_is_deterministic_and_about_one_in_200():
-    docs = multilingual_docs(20000, seed=3)
+def test_recheck_sample_is_deterministic_and_about_one_in_recheck_every():
+    docs = multilingual_docs(40000, seed=3)
     picked = [tb.sampled_for_recheck(d) for d in docs]
     assert picked == [tb.sampled_for_recheck(d) for d in docs]
     unique = len(set(docs))
     n = len({d for d, p in zip(docs, picked) if p})
-    assert unique / 200 * 0.6 < n < unique / 200 * 1.4
+    assert unique / tb.RECHECK_EVERY * 0.6 < n < unique / tb.RECHECK_EVERY * 1.4
     assert tb.sampled_for_recheck(docs[0], seed=1) != tb.sampled_for_recheck(docs[0]) or \
         [tb.sampled_for_recheck(d, seed=1) for d in docs[:2000]] != picked[:2000]
 
 
 def test_checked_backend_catches_a_disagreement():
     js = family_json("bytelevel_nfc")
-    docs = [f"document {i} about Ångström units" for i in range(2000)]
+    docs = [f"document {i} about Ångström units" for i in range(10000)]
     agreeing = tb.CheckedBackend(tb.HFBackend(js), js)
     assert agreeing.encode_batch(docs) == tb.HFBackend(js).encode_batch(docs)
     assert 0 < agreeing.checked < 40
