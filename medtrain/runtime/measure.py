@@ -8,8 +8,17 @@ import resource
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process (and of its finished children, e.g. tokenize workers)."""
+    """Peak resident memory of this process (and of its finished children, e.g. tokenize workers).
+
+    This process's own peak is Linux's VmHWM, the high-water mark of this program's memory; getrusage's
+    ru_maxrss would also count the program that started it (it survives exec: a 1 GB benchmark that
+    starts prepare_data.py would make prepare_data.py's peak 1 GB)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        with open("/proc/self/status") as fh:
+            own = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration, ValueError):
+        pass
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return round(max(own, children), 1)
 

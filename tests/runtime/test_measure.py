@@ -23,3 +23,16 @@ def test_histogram_counts_every_document(tmp_path):
     assert lines[-1].startswith("documents 7; tokens: min 1, median 10")
     assert os.path.getsize(png) > 0
     assert length_histogram([]) == ["(no documents)"]
+
+
+def test_a_program_started_by_a_large_process_reports_its_own_peak():
+    """ru_maxrss survives exec (a child would report its starter's memory); VmHWM does not."""
+    import subprocess
+    import sys
+
+    ballast = bytearray(400 << 20)   # 400 MB, touched
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    out = subprocess.run([sys.executable, "-c", "from medtrain.runtime.measure import peak_rss_mb; print(peak_rss_mb())"],
+                         capture_output=True, text=True, check=True)
+    assert float(out.stdout) < 200, out.stdout
+    del ballast
