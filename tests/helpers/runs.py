@@ -54,18 +54,31 @@ def copy_checkpoints(src, dst, *steps):
         shutil.copytree(src / f"checkpoint-{s}", dst / f"checkpoint-{s}")
 
 
-_references: dict = {}
-_resumed: dict = {}
+_shared: dict = {}
+
+
+def once(key, launch):
+    """`launch()`'s result, computed by the first caller of the session; a launch that failed fails every
+    later caller too, naming the key (its output is in the first failing test's report)."""
+    if key not in _shared:
+        try:
+            _shared[key] = launch()
+        except Exception as e:
+            _shared[key] = e
+            raise
+    if isinstance(_shared[key], Exception):
+        raise AssertionError(f"the shared run {key} failed in an earlier test (see its report)") from _shared[key]
+    return _shared[key]
 
 
 def reference(kind, demo_dir, work):
     """An uninterrupted 2-process run of each kind (once per session: `work` is the session's folder
     of shared runs, tests/multiprocess/conftest.py)."""
-    if kind not in _references:
+    def launch():
         out = work / f"ref-{kind}"
         torchrun(2, "pretraining.py", flags(demo_dir, work / "cache", "--output_dir", str(out), *KINDS[kind]))
-        _references[kind] = out
-    return _references[kind]
+        return out
+    return once(("reference", kind), launch)
 
 
 def resumed_past_a_damaged_checkpoint(kind, demo_dir, work):
@@ -73,7 +86,7 @@ def resumed_past_a_damaged_checkpoint(kind, demo_dir, work):
     written (on DeepSpeed: one rank's optimizer shard removed; otherwise model.safetensors cut to half),
     then `--resume_from_checkpoint auto` there under torchrun (once per session per kind). Returns the
     output directory, the log, and the reason the skip warning must give."""
-    if kind not in _resumed:
+    def launch():
         ref = reference(kind, demo_dir, work)
         out = work / f"truncated-{kind}"
         copy_checkpoints(ref, out, 3, 6)
@@ -88,5 +101,5 @@ def resumed_past_a_damaged_checkpoint(kind, demo_dir, work):
             why = "model.safetensors has"
         proc = torchrun(2, "pretraining.py", flags(demo_dir, work / "cache", "--output_dir", str(out), *KINDS[kind],
                                                    "--resume_from_checkpoint", "auto"))
-        _resumed[kind] = (out, proc.stdout, why)
-    return _resumed[kind]
+        return out, proc.stdout, why
+    return once(("resumed past a damaged checkpoint", kind), launch)
