@@ -7,6 +7,15 @@ import os
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One intra-op thread for the test process and every process it starts (set before torch is imported):
+# the tiny demo model gains nothing from two, and two OpenMP threads on a busy 2-core machine thrash
+# (a 30-step in-process run: 0.5 s on one thread, 11 s on two while another process holds a core).
+# The launch helpers set the same for torchrun workers (helpers/launch.py).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 from medtrain.training.demo import DEMO_CORPUS, ensure_demo_assets  # noqa: E402
 

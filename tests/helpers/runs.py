@@ -1,5 +1,8 @@
-"""Helpers of the resilience tests: the flags of a short run that saves checkpoints, comparing
-weights and losses of two runs, run_pt.sh as users launch it, reference runs kept per module."""
+"""Helpers of the multi-process tests: the flags of a short run that saves checkpoints, comparing
+weights and losses of two runs, run_pt.sh as users launch it, and the runs several tests read, each
+launched once per session (a 2-process launch costs ~8 s of imports and setup, ~15 s with ZeRO-3;
+its 8 steps well under a second): the uninterrupted reference run of each kind, and the run resumed
+from its checkpoint-3 past a damaged checkpoint-6."""
 
 import os
 import shutil
@@ -13,6 +16,7 @@ from helpers.launch import ROOT, free_port, launch_env, load_weights, logged_los
 STEPS, SAVE = 8, 3  # checkpoints at 3, 6 and 8
 
 KINDS = {"store": [], "streaming": ["--streaming", "true", "--shuffle_buffer_size", "16"],
+         "zero2": ["--deepspeed", os.path.join(ROOT, "zero2.json")],
          "zero3": ["--deepspeed", os.path.join(ROOT, "zero3.json")]}
 
 
@@ -50,13 +54,52 @@ def copy_checkpoints(src, dst, *steps):
         shutil.copytree(src / f"checkpoint-{s}", dst / f"checkpoint-{s}")
 
 
-_references: dict = {}
+_shared: dict = {}
+
+
+def once(key, launch):
+    """`launch()`'s result, computed by the first caller of the session; a launch that failed fails every
+    later caller too, naming the key (its output is in the first failing test's report)."""
+    if key not in _shared:
+        try:
+            _shared[key] = launch()
+        except Exception as e:
+            _shared[key] = e
+            raise
+    if isinstance(_shared[key], Exception):
+        raise AssertionError(f"the shared run {key} failed in an earlier test (see its report)") from _shared[key]
+    return _shared[key]
 
 
 def reference(kind, demo_dir, work):
-    """An uninterrupted 2-process run of each kind (once per module)."""
-    if kind not in _references:
+    """An uninterrupted 2-process run of each kind (once per session: `work` is the session's folder
+    of shared runs, tests/multiprocess/conftest.py)."""
+    def launch():
         out = work / f"ref-{kind}"
         torchrun(2, "pretraining.py", flags(demo_dir, work / "cache", "--output_dir", str(out), *KINDS[kind]))
-        _references[kind] = out
-    return _references[kind]
+        return out
+    return once(("reference", kind), launch)
+
+
+def resumed_past_a_damaged_checkpoint(kind, demo_dir, work):
+    """The reference's checkpoints 3 and 6 in a new output directory, checkpoint-6 damaged after it was
+    written (on DeepSpeed: one rank's optimizer shard removed; otherwise model.safetensors cut to half),
+    then `--resume_from_checkpoint auto` there under torchrun (once per session per kind). Returns the
+    output directory, the log, and the reason the skip warning must give."""
+    def launch():
+        ref = reference(kind, demo_dir, work)
+        out = work / f"truncated-{kind}"
+        copy_checkpoints(ref, out, 3, 6)
+        if "--deepspeed" in KINDS[kind]:
+            damaged = "global_step6/zero_pp_rank_1_mp_rank_00_optim_states.pt"
+            os.remove(out / "checkpoint-6" / damaged)
+            why = f"{damaged} is missing"
+        else:
+            damaged = out / "checkpoint-6" / "model.safetensors"
+            with open(damaged, "r+b") as fh:
+                fh.truncate(os.path.getsize(damaged) // 2)
+            why = "model.safetensors has"
+        proc = torchrun(2, "pretraining.py", flags(demo_dir, work / "cache", "--output_dir", str(out), *KINDS[kind],
+                                                   "--resume_from_checkpoint", "auto"))
+        return out, proc.stdout, why
+    return once(("resumed past a damaged checkpoint", kind), launch)

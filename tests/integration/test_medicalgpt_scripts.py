@@ -5,6 +5,7 @@ relative DATA; merge_peft_adapter.py with MedicalGPT's flag names."""
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 
@@ -102,7 +103,7 @@ def test_medicalgpt_run_pt_sh_flags(demo_dir, tmp_path):
     assert "Num examples = 6" in out                         # --max_eval_samples
 
 
-def test_medicalgpt_run_sft_sh_flags_then_merge_with_its_flags(demo_dir, tmp_path):
+def test_medicalgpt_run_sft_sh_flags_then_merge_with_its_flags(demo_dir, tmp_path, monkeypatch):
     home = user_folder(tmp_path)
     out = torchrun_here(home, "supervised_finetuning.py", [
         "--model_name_or_path", demo_dir, "--train_file_dir", "./data/sft", "--validation_file_dir", "./data/sft",
@@ -126,13 +127,15 @@ def test_medicalgpt_run_sft_sh_flags_then_merge_with_its_flags(demo_dir, tmp_pat
     assert "--flash_attn true, but no GPU here: sdpa instead" in notes
     assert "random sample of conversations across all files" in notes
     assert config["resolved"]["SftArguments"]["tool_format"] == "default"
-    # merge_peft_adapter.py with MedicalGPT's flag names
+    # merge_peft_adapter.py with MedicalGPT's flag names (the script run in this process, as `python` runs it)
     merged = tmp_path / "merged"
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "merge_peft_adapter.py"), "--base_model", demo_dir,
-                           "--lora_model", str(run), "--tokenizer_path", str(run), "--resize_emb", "--output_dir",
-                           str(merged)], cwd=home, env=launch_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-4000:]
+    script = os.path.join(ROOT, "merge_peft_adapter.py")
+    monkeypatch.chdir(home)
+    monkeypatch.setattr(sys, "argv", [script, "--base_model", demo_dir, "--lora_model", str(run), "--tokenizer_path",
+                                      str(run), "--resize_emb", "--output_dir", str(merged)])
+    with pytest.raises(SystemExit) as ended:
+        runpy.run_path(script, run_name="__main__")
+    assert ended.value.code == 0
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     AutoModelForCausalLM.from_pretrained(merged)

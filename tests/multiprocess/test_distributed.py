@@ -9,7 +9,11 @@ import time
 import pytest
 import torch
 
-from helpers.launch import ROOT, free_port, load_weights, logged_losses, single, launch_env, torchrun
+from helpers.launch import ROOT, free_port, logged_losses, single, launch_env, torchrun
+from medtrain.cli.pretrain import main as pretrain_main
+
+from helpers.runs import (KINDS, STEPS, assert_same_losses_after, assert_same_weights, flags, reference,
+                          resumed_past_a_damaged_checkpoint)
 
 pytestmark = pytest.mark.slow
 
@@ -20,16 +24,10 @@ def args(demo_dir, tmp_path, out, *extra):
             "--seed", "11", "--validation_split_percentage", "0", "--num_proc", "1", *extra]
 
 
-def assert_same_weights(a, b, atol=1e-5):
-    wa, wb = load_weights(a), load_weights(b)
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.allclose(wa[k].float(), wb[k].float(), atol=atol), (k, (wa[k] - wb[k]).abs().max())
-
-
 def test_two_processes_train_as_one_group(demo_dir, tmp_path):
     common = ["--max_steps", "5", "--train_sampling_strategy", "sequential", "--save_strategy", "no"]
-    single("pretraining.py", args(demo_dir, tmp_path, "one", "--per_device_train_batch_size", "4", *common))
+    # the 1-process run in this process (the entry point's main; a new process would only add ~5 s of imports)
+    assert pretrain_main(args(demo_dir, tmp_path, "one", "--per_device_train_batch_size", "4", *common)) == 0
     proc = torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "two", "--per_device_train_batch_size", "2",
                                               *common))
     summary = json.load(open(tmp_path / "two" / "run_summary.json"))
@@ -43,28 +41,26 @@ def test_two_processes_train_as_one_group(demo_dir, tmp_path):
     assert "[rank 1]" not in proc.stdout.split("Run summary")[0].split("\n")[-1]  # ... without a rank prefix
 
 
-@pytest.mark.parametrize("zero", ["zero2.json", "zero3.json"])
-def test_deepspeed_checkpoint_and_resume(demo_dir, tmp_path, zero):
-    ds = ["--deepspeed", os.path.join(ROOT, zero), "--per_device_train_batch_size", "2", "--max_steps", "6",
-          "--save_steps", "3"]
-    torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "full", *ds))
-    # resume from the step-3 checkpoint of that run, in a fresh output directory
-    os.makedirs(tmp_path / "resumed")
-    shutil.copytree(tmp_path / "full" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
-    torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "resumed", *ds, "--resume_from_checkpoint", "true"))
-    full, resumed = logged_losses(tmp_path / "full"), logged_losses(tmp_path / "resumed")
-    for step in (4, 5, 6):
-        assert resumed[step] == pytest.approx(full[step], rel=1e-5)
-    assert_same_weights(tmp_path / "full", tmp_path / "resumed")
-    if zero == "zero3.json":
+@pytest.mark.parametrize("kind", ["zero2", "zero3"])
+def test_deepspeed_checkpoint_and_resume(demo_dir, work, kind):
+    """A ZeRO-2/3 run resumed from its step-3 checkpoint (copied to a new output directory, next to a
+    damaged checkpoint-6) continues with the same losses and ends with the same weights as the run
+    never stopped. Both runs are launched once per session (helpers/runs.py); on ZeRO-3 they are also
+    test_resilience_torchrun.py's reference and truncated-checkpoint runs."""
+    full = reference(kind, demo_dir, work)
+    resumed, log, _ = resumed_past_a_damaged_checkpoint(kind, demo_dir, work)
+    assert f"Resuming from {resumed / 'checkpoint-3'}" in log
+    assert_same_losses_after(full, resumed, 3)
+    assert_same_weights(full, resumed)
+    if kind == "zero3":
         # the consolidated 16-bit save loads with plain from_pretrained and is the trained model:
         # its logits equal those of the fp32 weights gathered from the final ZeRO checkpoint
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
         from transformers import AutoModelForCausalLM
 
-        saved = AutoModelForCausalLM.from_pretrained(tmp_path / "full").eval()
-        ref = AutoModelForCausalLM.from_pretrained(tmp_path / "full").eval()
-        state = get_fp32_state_dict_from_zero_checkpoint(str(tmp_path / "full" / "checkpoint-6"))
+        saved = AutoModelForCausalLM.from_pretrained(full).eval()
+        ref = AutoModelForCausalLM.from_pretrained(full).eval()
+        state = get_fp32_state_dict_from_zero_checkpoint(str(full / f"checkpoint-{STEPS}"))
         ref.load_state_dict(state, strict=False)
         x = torch.randint(3, 1000, (2, 24))
         with torch.no_grad():
@@ -75,12 +71,13 @@ def test_deepspeed_checkpoint_and_resume(demo_dir, tmp_path, zero):
 
 
 def test_lora_trains_saves_loads_and_resumes(demo_dir, tmp_path):
+    """One process, so both runs go through the entry point's main in this process."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     lora = ["--use_peft", "true", "--lora_rank", "4", "--per_device_train_batch_size", "4", "--max_steps", "6",
             "--save_steps", "3"]
-    single("pretraining.py", args(demo_dir, tmp_path, "lora", *lora))
+    assert pretrain_main(args(demo_dir, tmp_path, "lora", *lora)) == 0
     out = tmp_path / "lora"
     assert os.path.exists(out / "adapter_model.safetensors") and not os.path.exists(out / "model.safetensors")
     cfg = json.load(open(out / "adapter_config.json"))
@@ -95,7 +92,7 @@ def test_lora_trains_saves_loads_and_resumes(demo_dir, tmp_path):
     assert not torch.allclose(before, after, atol=1e-4)
     os.makedirs(tmp_path / "lora2")
     shutil.copytree(out / "checkpoint-3", tmp_path / "lora2" / "checkpoint-3")
-    single("pretraining.py", args(demo_dir, tmp_path, "lora2", *lora, "--resume_from_checkpoint", "true"))
+    assert pretrain_main(args(demo_dir, tmp_path, "lora2", *lora, "--resume_from_checkpoint", "true")) == 0
     a, b = logged_losses(out), logged_losses(tmp_path / "lora2")
     for step in (4, 5, 6):
         assert b[step] == pytest.approx(a[step], rel=1e-5)
@@ -152,20 +149,19 @@ def test_slow_store_build_does_not_hit_ddp_timeout(demo_dir, tmp_path):
     assert summary["train"]["tokenized_this_run"] is True
 
 
-def test_streaming_resume_under_torchrun(demo_dir, tmp_path):
-    st = ["--streaming", "true", "--shuffle_buffer_size", "16", "--per_device_train_batch_size", "2",
-          "--max_steps", "6", "--save_steps", "3"]
-    torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "full", *st))
+def test_streaming_resume_under_torchrun(demo_dir, work, tmp_path):
+    """The streaming reference run (shared, helpers/runs.py) resumed from its step-3 checkpoint in a new
+    output directory: both ranks' stream positions are read back (no fast-forward), the losses and the
+    final weights are those of the run never stopped."""
+    full = reference("streaming", demo_dir, work)
     os.makedirs(tmp_path / "resumed")
-    shutil.copytree(tmp_path / "full" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
-    assert sorted(os.listdir(tmp_path / "full" / "checkpoint-3" / "data_state")) == ["rank0.json", "rank1.json"]
-    proc = torchrun(2, "pretraining.py", args(demo_dir, tmp_path, "resumed", *st, "--resume_from_checkpoint",
-                                              "true"))
+    shutil.copytree(full / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
+    assert sorted(os.listdir(full / "checkpoint-3" / "data_state")) == ["rank0.json", "rank1.json"]
+    proc = torchrun(2, "pretraining.py", flags(demo_dir, work / "cache", "--output_dir", str(tmp_path / "resumed"),
+                                               *KINDS["streaming"], "--resume_from_checkpoint", "true"))
     assert "Resuming the stream of rank 0" in proc.stdout and "Fast-forwarding" not in proc.stdout
-    full, resumed = logged_losses(tmp_path / "full"), logged_losses(tmp_path / "resumed")
-    for step in (4, 5, 6):
-        assert resumed[step] == pytest.approx(full[step], rel=1e-5)
-    assert_same_weights(tmp_path / "full", tmp_path / "resumed")
+    assert_same_losses_after(full, tmp_path / "resumed", 3)
+    assert_same_weights(full, tmp_path / "resumed")
 
 
 def bad_line_corpus(root, good=240, bad=21):
@@ -186,13 +182,13 @@ def bad_line_corpus(root, good=240, bad=21):
 @pytest.mark.parametrize("ranks,workers", [(1, 2), (2, 0)])
 def test_streaming_counts_every_bad_line_across_workers_and_ranks(demo_dir, tmp_path, ranks, workers):
     data = bad_line_corpus(tmp_path / "data")
-    flags = args(demo_dir, tmp_path, "out", "--train_file_dir", data, "--streaming", "true", "--skip_bad_lines",
-                 "true", "--max_steps", "40", "--per_device_train_batch_size", "2", "--save_strategy", "no",
-                 "--dataloader_num_workers", str(workers), "--shuffle_buffer_size", "0")
+    run_flags = args(demo_dir, tmp_path, "out", "--train_file_dir", data, "--streaming", "true", "--skip_bad_lines",
+                     "true", "--max_steps", "40", "--per_device_train_batch_size", "2", "--save_strategy", "no",
+                     "--dataloader_num_workers", str(workers), "--shuffle_buffer_size", "0")
     if ranks == 1:
-        single("pretraining.py", flags)
+        single("pretraining.py", run_flags)
     else:
-        torchrun(ranks, "pretraining.py", flags)
+        torchrun(ranks, "pretraining.py", run_flags)
     summary = json.load(open(tmp_path / "out" / "run_summary.json"))
     streaming = summary["streaming"]
     assert streaming["skipped_lines"] == {"malformed_json": 21}

@@ -7,20 +7,15 @@ import os
 
 import pytest
 
-from helpers.launch import check, torchrun
-from helpers.runs import (KINDS, assert_same_losses_after, assert_same_weights, copy_checkpoints, flags, reference,
-                          run_pt)
+from helpers.launch import check
+from helpers.runs import (KINDS, assert_same_losses_after, assert_same_weights, flags, reference,
+                          resumed_past_a_damaged_checkpoint, run_pt)
 
 from medtrain.errors import EXIT_PREEMPTED as PREEMPTED_EXIT_CODE
 from medtrain.resilience import checkpoints as resilience
 from medtrain.resilience.checkpoints import COMPLETE_MARKER
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("resilience")
 
 
 @pytest.mark.slow
@@ -97,22 +92,10 @@ def test_a_signal_to_one_rank_stops_all_of_them_without_a_restart(demo_dir, work
 @pytest.mark.parametrize("kind", ["store", "zero3"])
 def test_truncated_checkpoint_is_skipped(demo_dir, work, kind):
     """A checkpoint damaged after it was written (a file cut short, or removed) is skipped by auto with
-    a warning naming it; the run resumes from the one before and ends as the uninterrupted run."""
+    a warning naming it; the run resumes from the one before and ends as the uninterrupted run.
+    (The ZeRO-3 run is also test_distributed.py's resumed ZeRO-3 run: launched once.)"""
     ref = reference(kind, demo_dir, work)
-    out = work / f"truncated-{kind}"
-    copy_checkpoints(ref, out, 3, 6)
-    if kind == "zero3":
-        damaged = "global_step6/zero_pp_rank_1_mp_rank_00_optim_states.pt"
-        os.remove(out / "checkpoint-6" / damaged)
-        why = f"{damaged} is missing"
-    else:
-        damaged = out / "checkpoint-6" / "model.safetensors"
-        with open(damaged, "r+b") as fh:
-            fh.truncate(os.path.getsize(damaged) // 2)
-        why = "model.safetensors has"
-    proc = torchrun(2, "pretraining.py", flags(demo_dir, work / "cache", "--output_dir", str(out), *KINDS[kind],
-                                               "--resume_from_checkpoint", "auto"))
-    log = proc.stdout
+    out, log, why = resumed_past_a_damaged_checkpoint(kind, demo_dir, work)
     assert f"Skipping {out / 'checkpoint-6'} for --resume_from_checkpoint: {why}" in log
     assert f"Resuming from {out / 'checkpoint-3'}" in log
     assert_same_weights(ref, out)
