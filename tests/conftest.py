@@ -12,6 +12,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # (a 30-step in-process run: 0.5 s on one thread, 11 s on two while another process holds a core).
 # The launch helpers set the same for torchrun workers (helpers/launch.py).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the record of verified tokenizer backends (tokenizer_backends.verified_record): one per test session,
+# shared with the processes it starts, never the user's ~/.cache/medtrain
+if "MEDTRAIN_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["MEDTRAIN_CACHE"] = tempfile.mkdtemp(prefix="medtrain-test-cache-")
 
 import torch  # noqa: E402
 

@@ -185,6 +185,11 @@ def _forget(name: str) -> None:
         del _LOADED[key]
 
 
+# the backends as shipped, with their encode method: only these have their verification recorded
+_SHIPPED = {FastokensBackend: FastokensBackend.encode_batch, TokieBackend: TokieBackend.encode_batch,
+            KitokenBackend: KitokenBackend.encode_batch}
+
+
 def register_backend(name: str, factory: Callable[[str], Backend], module: Optional[str] = None,
                      first: bool = True) -> None:
     """Add a backend (`factory(tokenizer_json) -> Backend`, importable when `module` is). `auto` tries
@@ -360,9 +365,16 @@ def select_backend(tokenizer_json: str, requested: str = "auto", samples: Iterab
     if requested != "auto" and requested not in _REGISTRY:
         raise DataError(f"--tokenizer_backend {requested!r}: unknown backend (choose auto, "
                         f"{', '.join(_REGISTRY)})")
-    texts = [t for t in edge_cases(tokenizer_json)] + [s for s in samples if isinstance(s, str) and s]
+    edge = edge_cases(tokenizer_json)
+    corpus = [s for s in samples if isinstance(s, str) and s]
     hf = load_backend("hf", tokenizer_json)
-    reference = None
+    references: dict = {}   # "edge" / "corpus" -> HF's ids, computed once for every candidate
+
+    def reference(part: str, texts: list) -> list:
+        if part not in references:
+            references[part] = hf.encode_batch(texts)
+        return references[part]
+
     candidates = [requested] if requested != "auto" else [n for n in _REGISTRY if n != "hf"]
     for name in candidates:
         if requested == "auto" and not is_installed(name):
@@ -379,12 +391,17 @@ def select_backend(tokenizer_json: str, requested: str = "auto", samples: Iterab
                 raise DataError(f"--tokenizer_backend {name}: {why}; pass --tokenizer_backend hf") from None
             logger.info("Tokenizer backend auto: not using %s: %s", name, why)
             continue
-        if reference is None:
-            reference = hf.encode_batch(texts)
-        problem = verify_backend(backend, tokenizer_json, texts, reference)
+        record = verified_record(tokenizer_json, name, edge)
+        known = record is not None and os.path.exists(record)
+        problem = None if known else verify_backend(backend, tokenizer_json, edge, reference("edge", edge))
+        if problem is None and corpus:
+            problem = verify_backend(backend, tokenizer_json, corpus, reference("corpus", corpus))
         if problem is None:
-            logger.info("Tokenizer backend %s: gives HuggingFace tokenizers' ids on all %d verification texts "
-                        "(%.1fs)", name, len(texts), time.time() - t0)
+            if record is not None and not known:
+                _write_record(record, name, len(edge))
+            logger.info("Tokenizer backend %s: gives HuggingFace tokenizers' ids on the %d edge cases%s and %d texts "
+                        "of the corpus (%.1fs)", name, len(edge), f" (as recorded in {record})" if known else "",
+                        len(corpus), time.time() - t0)
             return _remember(tokenizer_json, backend)
         if requested != "auto":
             raise TokenizerMismatch(problem)
@@ -392,6 +409,52 @@ def select_backend(tokenizer_json: str, requested: str = "auto", samples: Iterab
     if requested == "auto":
         logger.info("Tokenizer backend auto: using HuggingFace tokenizers (hf)")
     return hf
+
+
+# ---------------------------------------------------------------------------------------------------
+# what was verified before
+# ---------------------------------------------------------------------------------------------------
+def verified_record(tokenizer_json: str, name: str, edge: list) -> Optional[str]:
+    """The file that records that backend `name` gave HF's ids on these edge cases for this tokenizer, in
+    $MEDTRAIN_CACHE (default ~/.cache/medtrain)/verified-backends, named by a hash of everything the
+    answer depends on: the tokenizer.json, the edge cases, the backend's package version and code, and
+    HuggingFace tokenizers' version. Every start of a streaming run, on every rank, repeats the
+    verification; with this record it checks only the documents drawn from its corpus, which are
+    always checked. None (never recorded) for a backend that is not one of ours as shipped: a factory
+    registered by a user or a test, or one whose code was replaced."""
+    import importlib.metadata
+
+    module, factory = _REGISTRY.get(name, (None, None))
+    method = getattr(factory, "encode_batch", None)
+    if module is None or factory not in _SHIPPED or getattr(method, "__code__", None) is None \
+            or method is not _SHIPPED[factory]:
+        return None
+    try:
+        import tokenizers
+
+        versions = f"{importlib.metadata.version(module)}|{tokenizers.__version__}"
+    except Exception:  # noqa: BLE001 - no version known: nothing recorded
+        return None
+    h = hashlib.sha256()
+    for part in (tokenizer_json, name, versions, method.__code__.co_code.hex()):
+        h.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    for text in edge:
+        h.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    root = os.environ.get("MEDTRAIN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "medtrain")
+    return os.path.join(root, "verified-backends", f"{name}-{h.hexdigest()[:32]}.json")
+
+
+def _write_record(path: str, name: str, n: int) -> None:
+    import json
+
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w") as fh:
+            json.dump({"backend": name, "edge_cases": n, "created": time.time()}, fh)
+        os.replace(tmp, path)
+    except OSError as e:   # a read-only home: verified again next time
+        logger.debug("cannot record the verification of %s in %s: %s", name, path, e)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -302,3 +302,46 @@ def test_document_tokenizer_counts_rechecks_and_exposes_its_backend(fake_backend
     assert enc.counters() == {"documents_cut_for_tokenizing": 0, "documents_rechecked_by_hf": 30}
     assert enc.counters()["documents_rechecked_by_hf"] == 0
     assert TextEncoder(spec_of(js)).counters() == {"documents_cut_for_tokenizing": 0}
+
+
+# ---------------------------------------------------------------------------------------------------
+# the record of what was verified before
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not tb.is_installed("fastokens"), reason="fastokens is not installed")
+def test_verified_edge_cases_are_recorded_and_the_corpus_is_checked_every_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDTRAIN_CACHE", str(tmp_path))
+    js = family_json("bytelevel_gpt")
+    corpus = multilingual_docs(30, seed=11)
+    edge = tb.edge_cases(js)
+    record = tb.verified_record(js, "fastokens", edge)
+    assert record.startswith(str(tmp_path)) and not os.path.exists(record)
+    assert tb.select_backend(js, "fastokens", corpus).name == "fastokens"
+    assert os.path.exists(record)
+    checked = []
+    real = tb.verify_backend
+    monkeypatch.setattr(tb, "verify_backend", lambda b, j, texts, ref=None: checked.append(list(texts)) or real(b, j, texts, ref))
+    assert tb.select_backend(js, "fastokens", corpus).name == "fastokens"
+    assert checked == [corpus]           # the edge cases are taken on record, the corpus is checked again
+    # another tokenizer, or other edge cases, are not on record
+    assert tb.verified_record(family_json("bytelevel_nfc"), "fastokens", edge) != record
+    assert tb.verified_record(js, "fastokens", edge + ["more"]) != record
+
+
+@pytest.mark.skipif(not tb.is_installed("fastokens"), reason="fastokens is not installed")
+def test_a_backend_whose_code_was_replaced_is_never_taken_on_record(tmp_path, monkeypatch, fake_backends):
+    monkeypatch.setenv("MEDTRAIN_CACHE", str(tmp_path))
+    js = family_json("bytelevel_gpt")
+    assert tb.select_backend(js, "fastokens").name == "fastokens"   # recorded
+    original = tb.FastokensBackend.encode_batch
+
+    def wrong_on_emoji(self, texts):
+        out = original(self, texts)
+        return [ids[:-1] if "🤒" in t and ids else ids for t, ids in zip(texts, out)]
+
+    monkeypatch.setattr(tb.FastokensBackend, "encode_batch", wrong_on_emoji)
+    tb._forget("fastokens")
+    with pytest.raises(tb.TokenizerMismatch, match="Fever"):
+        tb.select_backend(js, "fastokens")
+    # a factory of a user's (or a test's) is never recorded, whatever its name
+    fake_backends("mine", lambda j: tb.HFBackend(j))
+    assert tb.verified_record(js, "mine", tb.edge_cases(js)) is None
