@@ -17,6 +17,9 @@ and with HF: the project's edge cases (`edge_cases()`: emoji, rare CJK, combinin
 pairs, digits of several scripts, runs of spaces and newlines, the text of every added token, a 1 MB
 line) plus documents the caller draws from every unit of the corpus. A named backend that disagrees is
 an error; `auto` logs why it refused a candidate and tries the next one, ending at HF.
+A shipped backend's agreement on the edge cases is recorded (`verified_record`: a file named by a hash
+of the tokenizer.json, the edge cases, the backend's version and code and HF's version), so a later
+start checks only its corpus's documents.
 
 During a build, `CheckedBackend` re-encodes a seeded, deterministic fraction of documents with HF
 (one in RECHECK_EVERY = 1,000: those whose `crc32(text, seed) % every == 0`, so a rerun checks the same ones) and raises
