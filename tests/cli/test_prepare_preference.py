@@ -23,16 +23,6 @@ LENGTHS = {"dpo": ["--max_source_length", "48", "--max_target_length", "40"], "s
 DATA = {"dpo": DEMO_PREFERENCE_DATA, "sft": DEMO_SFT_DATA}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def data_flags(stage, tmp_path):
     return ["--train_file_dir", DATA[stage], "--cache_dir", str(tmp_path / "cache"), "--num_proc", "1",
             *LENGTHS[stage]]
