@@ -293,14 +293,19 @@ class ConversationEncoder:
         from medtrain.data.tokenizer_backends import select_backend
         from medtrain.runtime.measure import release_free_memory
 
+        from medtrain.data.tokenizer_backends import backend_names
+
         requested = (requested or "hf").strip().lower()
         if requested == "hf":
             return self.with_spec(replace(self.spec, backend="hf"))
+        if requested != "auto" and requested not in backend_names():
+            raise DataError(f"--tokenizer_backend {requested!r}: unknown backend (choose auto, "
+                            f"{', '.join(backend_names())})")
         marked_json, _ = with_marker(self.spec.tokenizer_json)
         if TokenBytes.of(marked_json) is None:
             logger.log(logging.WARNING if requested != "auto" else logging.INFO,
-                       "Tokenizer backend: hf for SFT (--tokenizer_backend %s): the tokenizer is not byte-level BPE, "
-                       "and only HuggingFace tokenizers gives each token's place in the text for it", requested)
+                       "Tokenizer backend: hf for SFT (--tokenizer_backend %s): the tokenizer is not byte-level BPE (or "
+                       "HF trims its offsets), so only HuggingFace tokenizers gives each token's place in the text", requested)
             return self.with_spec(replace(self.spec, backend="hf"))
         if samples is None:
             samples = self.sample_texts(units, max_units=max_units)

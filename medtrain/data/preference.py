@@ -79,7 +79,7 @@ import numpy as np
 from medtrain.data.chat_records import BadRecord, Conversation, parse_record
 from medtrain.data.encoding import own_fields_only
 from medtrain.data.chat_templates import Rendered, TemplateError
-from medtrain.data.conversations import ConversationEncoder, _Reporter
+from medtrain.data.conversations import COUNTERS as CHAT_COUNTERS, ConversationEncoder, _Reporter
 from medtrain.data.sources import RecordReader, SkipCounter, WorkUnit
 from medtrain.errors import DataError
 
@@ -453,7 +453,10 @@ class PreferenceEncoder:
     # -- encoding ---------------------------------------------------------------------------------
     def encode_batch(self, records: list) -> list:
         flat = self.chat.encode_batch([r for pair in records for r in pair])
-        self.chat.counters()  # nothing is cut or dropped there (unbounded, one reply each): ours are the counts
+        # nothing is cut or dropped there (unbounded, one reply each): ours are the counts, and the tokenizer's
+        for k, v in self.chat.counters().items():
+            if k not in CHAT_COUNTERS and v:
+                self._counts[k] = self._counts.get(k, 0) + v
         return [self._pair(flat[2 * i], flat[2 * i + 1]) for i in range(len(records))]
 
     def _pair(self, chosen, rejected):

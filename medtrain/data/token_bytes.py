@@ -15,7 +15,8 @@ in a span of characters when its bytes overlap the span's bytes:
     with the space before it), token 1 does not.
 
 `TokenBytes.of(tokenizer_json)` returns None for a tokenizer that is not byte-level BPE (SentencePiece
-with byte fallback, WordPiece, Unigram) and `byte_ranges` returns None for a text whose tokens do not
+with byte fallback, WordPiece, Unigram) or whose offsets HF trims of spaces (a ByteLevel post-processor
+with trim_offsets, as GPT-2's) and `byte_ranges` returns None for a text whose tokens do not
 join to its bytes (a normalizer such as NFC changed it, a prefix space was added, an added token
 stripped the whitespace beside it): the caller then takes the offsets from HuggingFace tokenizers.
 """
@@ -47,7 +48,8 @@ def _parts(component, kind: str) -> list:
         return []
     if component.get("type") == kind:
         return [component]
-    return [p for part in component.get("pretokenizers") or [] for p in _parts(part, kind)]
+    inner = component.get("pretokenizers") or component.get("processors") or []
+    return [p for part in inner for p in _parts(part, kind)]
 
 
 class TokenBytes:
@@ -67,6 +69,10 @@ class TokenBytes:
         # a space before each text would make every text's tokens differ from its bytes
         if model.get("type") != "BPE" or model.get("byte_fallback") or not byte_level \
                 or any(p.get("add_prefix_space") for p in byte_level):
+            return None
+        # HF trims the spaces at a token's ends from its offsets under this post-processor (GPT-2, GPT-NeoX,
+        # StarCoder): a token's place there is HF's, not its bytes
+        if any(p.get("trim_offsets") for p in _parts(spec.get("post_processor"), "ByteLevel")):
             return None
         alphabet = byte_alphabet()
         vocab = model.get("vocab") or {}

@@ -184,13 +184,20 @@ def _remember(tokenizer_json: str, backend: Backend) -> Backend:
 
 
 def _forget(name: str) -> None:
+    """Drops every object built on backend `name` (it was registered anew, or removed)."""
     for key in [k for k in _LOADED if k[1] == name]:
         del _LOADED[key]
+    import sys
+
+    for module in ("medtrain.data.tokenization", "medtrain.data.marked_tokenizer"):
+        built = getattr(sys.modules.get(module), "_BUILT", None)
+        for key in [k for k in (built or {}) if k[1] == name]:
+            del built[key]
 
 
 # the backends as shipped, with their encode method: only these have their verification recorded
-_SHIPPED = {FastokensBackend: FastokensBackend.encode_batch, TokieBackend: TokieBackend.encode_batch,
-            KitokenBackend: KitokenBackend.encode_batch}
+_METHODS = ("__init__", "encode_batch", "encode_batch_flat")
+_SHIPPED = {cls: {m: getattr(cls, m) for m in _METHODS} for cls in (FastokensBackend, TokieBackend, KitokenBackend)}
 
 
 def register_backend(name: str, factory: Callable[[str], Backend], module: Optional[str] = None,
@@ -235,8 +242,10 @@ def installed_backends() -> list[str]:
 def load_backend(name: str, tokenizer_json: str) -> Backend:
     """The backend `name` for this tokenizer, unverified (use `select_backend` to verify): the one this
     process (or the process it was forked from) already loaded, else a new one, kept for reuse."""
-    found = _LOADED.get(_loaded_key(tokenizer_json, name))
+    key = _loaded_key(tokenizer_json, name)
+    found = _LOADED.get(key)
     if found is not None:
+        _LOADED.move_to_end(key)
         return found
     return _remember(tokenizer_json, _create(name, tokenizer_json))
 
@@ -355,6 +364,15 @@ def verify_backend(backend: Backend, tokenizer_json: str, texts: list[str], refe
     for text, want, ids in zip(texts, reference, got):
         if list(ids) != list(want):
             return mismatch_message(backend.name, tokenizer_json, text, want, ids)
+    if type(backend).encode_batch_flat is not Backend.encode_batch_flat:   # its own flat path: the builder's
+        try:
+            flat = _Slices(*backend.encode_batch_flat(texts))
+            for i, (text, want) in enumerate(zip(texts, reference)):
+                if flat[i] != list(want):
+                    return mismatch_message(backend.name, tokenizer_json, text, want, flat[i], " (flat encoding)")
+        except Exception as e:  # noqa: BLE001 - refused like a disagreement
+            return (f"tokenizer backend {backend.name!r} failed on the verification sample's flat encoding "
+                    f"({type(e).__name__}: {e}) (tokenizer {tokenizer_label(tokenizer_json)})")
     return None
 
 
@@ -424,22 +442,23 @@ def verified_record(tokenizer_json: str, name: str, edge: list) -> Optional[str]
     HuggingFace tokenizers' version. Every start of a streaming run, on every rank, repeats the
     verification; with this record it checks only the documents drawn from its corpus, which are
     always checked. None (never recorded) for a backend that is not one of ours as shipped: a factory
-    registered by a user or a test, or one whose code was replaced."""
+    registered by a user or a test, or one whose methods were replaced.""" 
     import importlib.metadata
 
     module, factory = _REGISTRY.get(name, (None, None))
-    method = getattr(factory, "encode_batch", None)
-    if module is None or factory not in _SHIPPED or getattr(method, "__code__", None) is None \
-            or method is not _SHIPPED[factory]:
+    if module is None or factory not in _SHIPPED or \
+            any(getattr(factory, m, None) is not f for m, f in _SHIPPED[factory].items()):
         return None
     try:
         import tokenizers
 
         versions = f"{importlib.metadata.version(module)}|{tokenizers.__version__}"
-    except Exception:  # noqa: BLE001 - no version known: nothing recorded
+        with open(__file__, "rb") as fh:   # this module's code: any change to a backend or the checks
+            code = hashlib.sha256(fh.read()).hexdigest()
+    except Exception:  # noqa: BLE001 - no version or code known: nothing recorded
         return None
     h = hashlib.sha256()
-    for part in (tokenizer_json, name, versions, method.__code__.co_code.hex()):
+    for part in (tokenizer_json, name, versions, code):
         h.update(part.encode("utf-8", "surrogatepass") + b"\0")
     for text in edge:
         h.update(text.encode("utf-8", "surrogatepass") + b"\0")

@@ -181,7 +181,6 @@ def test_sft_store_is_the_same_on_every_backend_auto_may_pick(family, tmp_path):
         for name in pickable:
             got, manifest = sft_store(tmp_path, encoders(js, name)[kind], records, f"{name}{kind}")
             assert got == want, (family, name)
-            assert manifest.get("documents_rechecked_by_hf", 0) >= 0
         if pickable and family == "bytelevel_nfc":
             assert manifest.get("offsets_from_hf", 0) > 0   # the NFD replies
 
@@ -284,3 +283,47 @@ def test_preference_store_is_the_same_on_the_backend_auto_picks(tmp_path):
     fast_store, manifest = sft_store(tmp_path, picked, records, "pair-fast")
     assert fast_store == hf_store and len(hf_store) >= 2
     assert manifest["tokenizer_backend"] == [picked.spec.backend]
+
+
+def test_offsets_hf_trims_are_hfs(tmp_path):
+    """Under a ByteLevel post-processor with trim_offsets (GPT-2, GPT-NeoX), HF's offsets leave out a token's
+    end spaces: token places are HF's there, on every backend, so a span of spaces trains what it trained."""
+    from tokenizers import processors
+
+    tok = Tokenizer.from_str(family_json("bytelevel_gpt"))
+    tok.post_processor = processors.ByteLevel(trim_offsets=True)
+    js = tok.to_str()
+    assert TokenBytes.of(js) is None
+    text, spans = f"Q:{mt.MARKER}  next", [(3, 5)]
+    marked = Tokenizer.from_str(mt.with_marker(js)[0])
+    enc = marked.encode(text, add_special_tokens=False)
+    keep = np.asarray(enc.ids) != mt.with_marker(js)[1]
+    a, b = np.asarray(enc.offsets)[keep].T
+    want = (a < 5) & (b > 3) | ((a == b) & (a >= 3) & (a < 5))
+    for backend in ["hf", *[n for n in tb.installed_backends() if n != "hf"][:1]]:
+        ids, trained, _ = mt.MarkedTokenizer(js, backend).encode([text], [spans])[0]
+        assert ids.tolist() == np.asarray(enc.ids)[keep].tolist() and trained.tolist() == want.tolist()
+    units = plan_units(find_files([_write(tmp_path, conversations(3, 2))]))
+    assert encoders(js, "hf")[1].with_backend("auto", units).spec.backend == "hf"
+
+
+@pytest.mark.skipif(not tb.is_installed("fastokens"), reason="fastokens is not installed")
+def test_sft_and_preference_builds_count_their_rechecks(tmp_path, monkeypatch):
+    from medtrain.data.preference import UNBOUNDED, PreferenceEncoder
+
+    monkeypatch.setattr(tb, "RECHECK_EVERY", 1)
+    monkeypatch.setattr(mt, "_BUILT", {})   # marked tokenizers built with the usual fraction
+    js = family_json("bytelevel_nfc")
+    records = conversations(6, seed=4)
+    _, manifest = sft_store(tmp_path, encoders(js, "fastokens")[1], records, "rechecked")
+    assert manifest["documents_rechecked_by_hf"] == manifest["documents"] == 6
+    assert manifest["offsets_from_hf"] >= 1   # the NFD replies under NFC
+    spec = spec_of(js, "fastokens")
+    eos = Tokenizer.from_str(js).id_to_token(spec.eos_id)
+    chat = ConversationEncoder(spec, chat_template=CHATML, special_tokens={"eos_token": eos},
+                               stop_tokens=["<|im_end|>", eos], max_length=UNBOUNDED)
+    pairs = PreferenceEncoder(chat, 64, 64)
+    pair = pairs.render(__import__("medtrain.data.preference", fromlist=["parse_pair"]).parse_pair(
+        {"prompt": "hi", "chosen": "yes", "rejected": "no"}))
+    pairs.encode_batch([pair])
+    assert pairs.counters().get("documents_rechecked_by_hf") == 2   # chosen and rejected

@@ -345,3 +345,41 @@ def test_a_backend_whose_code_was_replaced_is_never_taken_on_record(tmp_path, mo
     # a factory of a user's (or a test's) is never recorded, whatever its name
     fake_backends("mine", lambda j: tb.HFBackend(j))
     assert tb.verified_record(js, "mine", tb.edge_cases(js)) is None
+
+
+@pytest.mark.skipif(not tb.is_installed("fastokens"), reason="fastokens is not installed")
+def test_the_flat_encoding_the_builder_uses_is_verified_too(monkeypatch):
+    js = family_json("bytelevel_gpt")
+    original = tb.FastokensBackend.encode_batch_flat
+
+    def wrong_on_accents(self, texts):
+        ids, offsets = original(self, texts)
+        ids = ids.copy()
+        for i, t in enumerate(texts):
+            if "café" in t and offsets[i + 1] > offsets[i]:
+                ids[offsets[i + 1] - 1] += 1
+        return ids, offsets
+
+    monkeypatch.setattr(tb.FastokensBackend, "encode_batch_flat", wrong_on_accents)
+    tb._forget("fastokens")
+    with pytest.raises(tb.TokenizerMismatch, match=r"café.*\(flat encoding\)|\(flat encoding\)"):
+        tb.select_backend(js, "fastokens")
+
+
+def test_a_backend_registered_anew_replaces_every_object_built_on_the_old_one(fake_backends):
+    from medtrain.data import marked_tokenizer as mt
+
+    js = family_json("bytelevel_gpt")
+
+    class A(tb.HFBackend):
+        pass
+
+    class B(tb.HFBackend):
+        pass
+
+    fake_backends("swap", lambda j: A(j))
+    spec = spec_of(js, "swap")
+    assert isinstance(spec.build().backend.backend, A) and isinstance(mt.marked_tokenizer(spec).backend.backend, A)
+    tb.unregister_backend("swap")
+    fake_backends("swap", lambda j: B(j))
+    assert isinstance(spec.build().backend.backend, B) and isinstance(mt.marked_tokenizer(spec).backend.backend, B)
