@@ -288,7 +288,7 @@ class ConversationEncoder:
         HuggingFace tokenizers (SFT needs each token's place, which only HF gives for it)."""
         from dataclasses import replace
 
-        from medtrain.data.marked_tokenizer import with_marker
+        from medtrain.data.marked_tokenizer import add_marker
         from medtrain.data.token_bytes import TokenBytes
         from medtrain.data.tokenizer_backends import select_backend
         from medtrain.runtime.measure import release_free_memory
@@ -301,14 +301,17 @@ class ConversationEncoder:
         if requested != "auto" and requested not in backend_names():
             raise DataError(f"--tokenizer_backend {requested!r}: unknown backend (choose auto, "
                             f"{', '.join(backend_names())})")
-        marked_json, _ = with_marker(self.spec.tokenizer_json)
-        if TokenBytes.of(marked_json) is None:
+        parsed = json.loads(self.spec.tokenizer_json)   # once: the marker added, the byte table asked
+        add_marker(parsed)
+        if TokenBytes.of(parsed) is None:
             logger.log(logging.WARNING if requested != "auto" else logging.INFO,
                        "Tokenizer backend: hf for SFT (--tokenizer_backend %s): the tokenizer is not byte-level BPE (or "
                        "HF trims its offsets), so only HuggingFace tokenizers gives each token's place in the text", requested)
             return self.with_spec(replace(self.spec, backend="hf"))
         if samples is None:
             samples = self.sample_texts(units, max_units=max_units)
+        marked_json = json.dumps(parsed, ensure_ascii=False)   # as MarkedTokenizer writes it: the same backends
+        del parsed
         backend = select_backend(marked_json, requested, samples)
         name = backend.name
         del backend
@@ -320,13 +323,11 @@ class ConversationEncoder:
         """The first `per_unit` valid records of each unit (read by `reader`, default this encoder), rendered
         and marked as `encode_batch` tokenizes them (bad records are passed over here; the build reports
         them). A record is a Rendered conversation or a pair of them (preference)."""
-        units = list(units)
-        if max_units is not None and len(units) > max_units:
-            step = len(units) / max_units
-            units = [units[int(i * step)] for i in range(max_units)]
+        from medtrain.data.tokenization import spread
+
         reader = reader or self
         out = []
-        for unit in units:
+        for unit in spread(units, max_units):
             try:
                 for n, (_, record) in enumerate(reader.read(unit, skip_bad=True, skipped=SkipCounter())):
                     for rendered in ((record,) if isinstance(record, Rendered) else tuple(record)):

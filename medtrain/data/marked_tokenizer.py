@@ -84,7 +84,7 @@ def marked_tokenizer(spec) -> "MarkedTokenizer":
 
 class MarkedTokenizer:
     def __init__(self, tokenizer_json: str, backend: str = "hf"):
-        from medtrain.data.tokenizer_backends import CheckedBackend, HFBackend, load_backend
+        from medtrain.data.tokenizer_backends import CheckedBackend, load_backend
 
         parsed = json.loads(tokenizer_json)
         self.marker_id = add_marker(parsed)
@@ -92,28 +92,21 @@ class MarkedTokenizer:
         self._added = {t["id"]: t["content"] for t in parsed["added_tokens"]}
         self.json = json.dumps(parsed, ensure_ascii=False)
         del parsed
-        self._hf: Optional[HFBackend] = None
-        self.backend = None
-        self.backend = self.hf if backend == "hf" else None
-        if backend != "hf" and self.table is None:
-            logger.warning("tokenizer backend %s: this tokenizer is not byte-level BPE, so SFT takes token offsets "
-                           "from HuggingFace tokenizers and encodes with it", backend)
-            self.backend = self.hf
-        elif backend != "hf":
+        self._hf = None   # HF itself when it is the backend; else the recheck's reference (loaded then)
+        if backend != "hf" and self.table is not None:
             self.backend = CheckedBackend(load_backend(backend, self.json), self.json)
+        else:
+            if backend != "hf":
+                logger.warning("tokenizer backend %s: this tokenizer is not byte-level BPE (or HF trims its offsets), "
+                               "so SFT takes token places from HuggingFace tokenizers and encodes with it", backend)
+            self.backend = self._hf = load_backend("hf", self.json)
         self.offsets_from_hf = 0
 
     @property
     def hf(self):
         """HuggingFace tokenizers on the marker tokenizer (under a fast backend: the recheck's, loaded on
         first use)."""
-        from medtrain.data.tokenizer_backends import CheckedBackend, load_backend
-
-        if isinstance(self.backend, CheckedBackend):
-            return self.backend.reference
-        if self._hf is None:
-            self._hf = load_backend("hf", self.json)
-        return self._hf
+        return self._hf if self._hf is not None else self.backend.reference
 
     @property
     def name(self) -> str:

@@ -74,12 +74,8 @@ def sample_texts(units, text_field: Optional[str] = "text", per_unit: int = 4, m
     the units read to that many, spread evenly over the plan (for checks every start repeats)."""
     from medtrain.data.sources import RecordReader, SkipCounter
 
-    units = list(units)
-    if max_units is not None and len(units) > max_units:
-        step = len(units) / max_units
-        units = [units[int(i * step)] for i in range(max_units)]
     out: list = []
-    for unit in units:
+    for unit in spread(units, max_units):
         reader = RecordReader(unit, text_field, skip_bad=True, skipped=SkipCounter())
         for n, (_, record) in enumerate(reader):
             if n >= per_unit:
@@ -87,6 +83,15 @@ def sample_texts(units, text_field: Optional[str] = "text", per_unit: int = 4, m
             values = [record] if isinstance(record, str) else _strings(record)
             out.extend(v[:max_chars] for v in values if v)
     return out
+
+
+def spread(units, max_units: Optional[int] = None) -> list:
+    """`units`, or `max_units` of them spread evenly over the plan (what a check every start repeats reads)."""
+    units = list(units)
+    if max_units is not None and len(units) > max_units:
+        step = len(units) / max_units
+        units = [units[int(i * step)] for i in range(max_units)]
+    return units
 
 
 def _strings(obj) -> list:

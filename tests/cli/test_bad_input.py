@@ -22,16 +22,6 @@ DOCS = [f"Patient {i} presents with fever, cough and fatigue; advise rest, fluid
 ZH = [f"第{i}位患者出现发热、咳嗽和乏力,建议休息、补液并随访。" for i in range(12)]
 
 
-@pytest.fixture(autouse=True)
-def _drop_medtrain_log_handlers():
-    """main() adds a stderr handler bound to pytest's captured stream; do not leave it behind."""
-    yield
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_medtrain", False):
-            root.removeHandler(h)
-
-
 def args(demo_dir, tmp_path, train, *extra, out="out", cache="cache"):
     train = [train] if isinstance(train, str) else list(train)
     return ["--model_name_or_path", demo_dir, "--train_file_dir", *map(str, train),

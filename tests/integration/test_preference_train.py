@@ -5,7 +5,6 @@ losses; bad input ends with its message or is counted; 2 processes with ZeRO-2 a
 process with twice the batch (slow)."""
 
 import json
-import logging
 import os
 import shutil
 
@@ -16,20 +15,6 @@ from medtrain.cli.preference import DEMO_PREFERENCE_DATA, main_dpo, main_orpo, m
 from helpers import read_summary
 from helpers.launch import ROOT, logged_losses, single, torchrun
 from helpers.sft import write_records
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_and_clean_log_handlers():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_medtrain", False):
-            root.removeHandler(h)
 
 
 def args(demo_dir, tmp_path, out, *extra, data=DEMO_PREFERENCE_DATA):

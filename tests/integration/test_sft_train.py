@@ -3,7 +3,6 @@ down) one conversation per row, packed, length-grouped, with LoRA; the adapter m
 that loads and generates; --preview_samples; and ZeRO-2 under torchrun through run_sft.sh."""
 
 import json
-import logging
 import os
 import subprocess
 
@@ -14,20 +13,6 @@ from medtrain.cli.sft import DEMO_SFT_DATA, SftArguments, main, resolve_sft_conf
 from helpers import read_summary
 from helpers.launch import ROOT, free_port, launch_env, logged_losses
 from helpers.sft import CONVERSATIONS, write_format, write_records, record
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_and_clean_log_handlers():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tiny model gains nothing from more, and threads thrash on a busy machine
-    yield
-    torch.set_num_threads(threads)
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_medtrain", False):
-            root.removeHandler(h)
 
 
 def args(demo_dir, tmp_path, out, *extra):
