@@ -57,9 +57,9 @@ from medtrain.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-# one document in this many is re-encoded by HF during a build: HF takes 10-30x a fast backend's time, so
-# 1 in 1,000 costs 1-3% of a build (1 in 200 cost 8-10%), and still checks thousands of a large corpus's
-# documents, the same ones on every rerun
+# one document in this many is re-encoded by HF during a build: HF takes 6-30x fastokens' time per document
+# (BENCHMARKS.md, issue 14), so 1 in 1,000 adds about 1-3% to a build where 1 in 200 added 3-15%, and it
+# still checks thousands of a large corpus's documents, the same ones on every rerun
 RECHECK_EVERY = 1000
 RECHECK_SEED = 0x5EED
 LONG_LINE_CHARS = 1 << 20  # the verification's long line (as long as tokenization.PIECE_CHARS)
