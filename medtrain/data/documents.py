@@ -17,7 +17,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from medtrain.data.encoding import EncodedDocument, Encoder
-from medtrain.data.sources import SkipCounter, WorkUnit, doc_hash
+from medtrain.data.sources import SkipCounter, WorkUnit, doc_hashes
 
 ENCODE_BATCH_CHARS = 1 << 20   # characters per encode_batch call (bounded memory, warm tokenizer)
 ENCODE_BATCH_DOCS = 1024       # documents per encode_batch call
@@ -51,19 +51,53 @@ def encoded_documents(unit: WorkUnit, encoder: Encoder, skip_bad: bool, max_char
         return
     threshold = int(round(holdout_percentage * 100))  # the hold-out rule of is_held_out, per document
     want_held = split == "eval"
-    relpath = unit.file.relpath
     pending: list = []
     size = 0
-    for key, record in encoder.read(unit, skip_bad, max_chars, skipped):
-        if filtering and ((doc_hash(relpath, key) % 10000 < threshold) != want_held):
-            continue
-        pending.append((key, record))
-        size += encoder.size(record)
-        if size >= ENCODE_BATCH_CHARS or len(pending) >= ENCODE_BATCH_DOCS:
-            yield from _encode(encoder, pending)
-            pending, size = [], 0
+    for keys, records in _read_batches(encoder, unit, skip_bad, max_chars, skipped):
+        if filtering:
+            wanted = [(h % 10000 < threshold) == want_held for h in doc_hashes(unit.file.relpath, keys)]
+            keys = [k for k, w in zip(keys, wanted) if w]
+            records = [r for r, w in zip(records, wanted) if w]
+        for key, record in zip(keys, records):
+            pending.append((key, record))
+            size += encoder.size(record)
+            if size >= ENCODE_BATCH_CHARS or len(pending) >= ENCODE_BATCH_DOCS:
+                yield from _encode(encoder, pending)
+                pending, size = [], 0
     if pending:
         yield from _encode(encoder, pending)
+
+
+def flat_documents(unit: WorkUnit, encoder: Encoder, skip_bad: bool, max_chars: Optional[int],
+                   skipped: SkipCounter) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """(origins, ids, offsets) per block of `unit`: what `encoded_documents(split="all")` yields, for
+    an encoder that keeps every document and has no mask (`encode_flat`, pretraining text), as the
+    documents' origin hashes (`doc_hash`), one array of ids per block and the documents' offsets in it:
+    no object per document (the store builder's path). The origins also choose the documents a fast
+    backend's recheck re-encodes with HF."""
+    for keys, records in _read_batches(encoder, unit, skip_bad, max_chars, skipped):
+        if keys:
+            origins = doc_hashes(unit.file.relpath, keys)
+            ids, offsets = encoder.encode_flat(records, origins)
+            yield origins, ids, offsets
+
+
+def _read_batches(encoder: Encoder, unit: WorkUnit, skip_bad: bool, max_chars: Optional[int],
+                  skipped: SkipCounter) -> Iterator[tuple[list[int], list]]:
+    """The encoder's (keys, records) lists: its `read_batches` where it has one, else `read` in lists."""
+    if hasattr(encoder, "read_batches"):
+        yield from encoder.read_batches(unit, skip_bad, max_chars, skipped)
+        return
+    keys: list[int] = []
+    records: list = []
+    for key, record in encoder.read(unit, skip_bad, max_chars, skipped):
+        keys.append(key)
+        records.append(record)
+        if len(keys) >= ENCODE_BATCH_DOCS:
+            yield keys, records
+            keys, records = [], []
+    if keys:
+        yield keys, records
 
 
 def _encode(encoder: Encoder, pending: list) -> Iterator[tuple[int, EncodedDocument]]:

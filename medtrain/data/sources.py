@@ -440,6 +440,12 @@ def doc_hash(relpath: str, key: int) -> int:
     return zlib.crc32(f"{relpath}:{key}".encode("utf-8"))
 
 
+def doc_hashes(relpath: str, keys: list[int]) -> list[int]:
+    """`doc_hash` of each key (one crc32 of the shared prefix, continued per key)."""
+    prefix = zlib.crc32(f"{relpath}:".encode("utf-8"))
+    return [zlib.crc32(b"%d" % key, prefix) for key in keys]
+
+
 def _open_binary(f: SourceFile):
     if f.compression == "gz":
         return gzip.open(f.path, "rb")
@@ -542,6 +548,20 @@ def _line_number(path: str, offset: int) -> int:
     return count
 
 
+def _batched(pairs: Iterator[tuple[int, object]], n: int = 1024) -> Iterator[tuple[list[int], list]]:
+    """(keys, records) lists of up to `n` from (key, record) pairs."""
+    keys: list[int] = []
+    records: list = []
+    for key, record in pairs:
+        keys.append(key)
+        records.append(record)
+        if len(keys) >= n:
+            yield keys, records
+            keys, records = [], []
+    if keys:
+        yield keys, records
+
+
 class RecordReader:
     """Reads the documents of one work unit as `(key, text)` pairs.
 
@@ -562,6 +582,7 @@ class RecordReader:
         self.max_chars = max_chars
         self.skipped = skipped if skipped is not None else SkipCounter()
         self.bytes_read = 0
+        self.block_reading = True   # False: line by line (the reference the block path is tested against)
 
     def _wanted(self, key: int) -> bool:
         u = self.unit
@@ -608,7 +629,15 @@ class RecordReader:
             self._bad("missing_field", f"missing field {self.text_field!r} (fields: {', '.join(list(obj)[:8])}; "
                       "set --text_field)", key, how)
             return None
-        return self._check_text(obj[self.text_field], key, how)
+        text = obj[self.text_field]
+        if isinstance(text, str) and not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as e:   # a "\ud800" escape without its pair: no character, no tokens
+                self._bad("lone_surrogate", f"the text holds a lone surrogate escape (\\u{ord(text[e.start]):04x}) at "
+                          f"character {e.start}, which is not a character: fix the escape", key, how)
+                return None
+        return self._check_text(text, key, how)
 
     # -- reading ------------------------------------------------------------------------------------
     def _empty(self) -> None:
@@ -633,6 +662,12 @@ class RecordReader:
         return False
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
+        for keys, records in self.batches():
+            yield from zip(keys, records)
+
+    def batches(self) -> Iterator[tuple[list[int], list]]:
+        """The unit's documents as (keys, records) lists, in file order: what iterating the reader
+        yields, a block at a time (about 1 MiB of an uncompressed line file, see `line_blocks`)."""
         f = self.unit.file
         if f.size == 0:
             self._empty()
@@ -641,9 +676,9 @@ class RecordReader:
             if not self._check_file():
                 return
             if f.fmt in ("parquet", "arrow"):
-                yield from self._parquet()
+                yield from _batched(self._parquet())
             elif f.fmt == "json" and self._is_json_array():
-                yield from self._json_array()
+                yield from _batched(self._json_array())
             else:
                 yield from self._lines()
         except DataError:
@@ -666,58 +701,94 @@ class RecordReader:
         # JSON lines start with a whole object per line; a single document opens with a bare "{" line
         return first == b"{" or (first.startswith(b'{"data"') and not first.endswith(b"}"))
 
-    def _lines(self) -> Iterator[tuple[int, str]]:
+    def _lines(self) -> Iterator[tuple[list[int], list]]:
         f, unit = self.unit.file, self.unit
-        is_json = f.fmt in ("jsonl", "json")
         compressed = f.compression is not None
-        with _open_binary(f) as raw:
-            fh = raw
+        how = "line" if compressed else "offset"  # keys: line numbers (0-based) or byte offsets of lines
+        with _open_binary(f) as fh:
             pos = unit.start
             if unit.start > 0:
                 fh.seek(unit.start - 1)
                 pos = unit.start - 1 + len(fh.readline())  # finish the line that began before this unit
             end = unit.end if unit.end is not None else float("inf")
-            index = 0
-            while pos < end:
-                line = fh.readline()
-                if not line:
-                    break
-                key = index if compressed else pos  # compressed: line number (0-based); else byte offset
-                how = "line" if compressed else "offset"
-                pos += len(line)
-                index += 1
-                self.bytes_read += len(line)
-                if not self._wanted(key):
-                    continue
-                if b"\x00" in line:  # never text: UTF-16/32 or binary data
-                    self._bad("nul_bytes", "NUL bytes in the line: the file is binary data or UTF-16/UTF-32 text, "
-                              "not UTF-8 (convert it with iconv)", key, how)
-                    continue
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    self._bad("bad_utf8", f"invalid UTF-8 at byte {e.start} of the line", key, how)
-                    continue
-                text = text.rstrip("\r\n")
-                if index == 1 and pos - len(line) == 0:
-                    text = text.lstrip("\ufeff")
-                if not text.strip():
-                    self.skipped.add("empty_line")
-                    continue
-                if is_json:
-                    try:
-                        obj = json.loads(text)
-                    except json.JSONDecodeError as e:
-                        self._bad("malformed_json", f"malformed JSON ({e.msg} at column {e.colno})", key,
-                                  how)
-                        continue
-                    text = self._from_record(obj, key, how)
-                else:
-                    text = self._check_text(text, key, how)
-                if text is not None:
-                    yield key, text
-            if index == 0 and unit.start == 0:  # a compressed file that holds nothing
+            if unit.stride == 1 and unit.skip_before is None and self.block_reading:
+                lines_read = yield from self._line_blocks(fh, pos, end, how)
+            else:
+                lines_read = yield from self._each_line(fh, pos, end, how)
+            if lines_read == 0 and unit.start == 0:  # a compressed file that holds nothing
                 self._empty()
+
+    def _line_blocks(self, fh, pos: int, end: float, how: str) -> Iterator[tuple[list[int], list]]:
+        """Whole blocks of plain good lines at once; any other block line by line (`line_blocks`)."""
+        from medtrain.data import line_blocks as blocks
+
+        is_json = self.unit.file.fmt in ("jsonl", "json")
+        index = 0
+        for starts, lines, has_nul in blocks.line_blocks(fh, pos, end, blocks.BLOCK_BYTES):
+            self.bytes_read += sum(map(len, lines)) + len(lines)
+            keys = starts if how == "offset" else list(range(index, index + len(lines)))
+            file_start = keys[0] == 0
+            index += len(lines)
+            plain = None if has_nul else blocks.plain_records(lines, is_json, self.text_field, self.max_chars, file_start)
+            if plain is not None:
+                kept, records, blank = plain
+                if blank:
+                    self.skipped.add("empty_line", n=blank)
+                yield (keys if kept is None else [keys[i] for i in kept]), records
+                continue
+            out_keys, out = [], []
+            for i, (key, line) in enumerate(zip(keys, lines)):
+                record = self._line(line, key, how, file_start and i == 0)
+                if record is not None:
+                    out_keys.append(key)
+                    out.append(record)
+            yield out_keys, out
+        return index
+
+    def _each_line(self, fh, pos: int, end: float, how: str) -> Iterator[tuple[list[int], list]]:
+        """Line by line, for units that keep every stride-th record or skip to a key (resuming)."""
+        index = 0
+        while pos < end:
+            line = fh.readline()
+            if not line:
+                break
+            key = index if how == "line" else pos
+            first = pos == 0
+            pos += len(line)
+            index += 1
+            self.bytes_read += len(line)
+            if not self._wanted(key):
+                continue
+            record = self._line(line, key, how, first)
+            if record is not None:
+                yield [key], [record]
+        return index
+
+    def _line(self, line: bytes, key: int, how: str, file_start: bool):
+        """The record of one line (with or without its newline), or None when it is skipped or bad."""
+        if b"\x00" in line:  # never text: UTF-16/32 or binary data
+            self._bad("nul_bytes", "NUL bytes in the line: the file is binary data or UTF-16/UTF-32 text, "
+                      "not UTF-8 (convert it with iconv)", key, how)
+            return None
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            self._bad("bad_utf8", f"invalid UTF-8 at byte {e.start} of the line", key, how)
+            return None
+        text = text.rstrip("\r\n")
+        if file_start:
+            text = text.lstrip("\ufeff")
+        if not text.strip():
+            self.skipped.add("empty_line")
+            return None
+        if self.unit.file.fmt not in ("jsonl", "json"):
+            return self._check_text(text, key, how)
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            self._bad("malformed_json", f"malformed JSON ({e.msg} at column {e.colno})", key, how)
+            return None
+        return self._from_record(obj, key, how)
 
     def _json_array(self) -> Iterator[tuple[int, str]]:
         f = self.unit.file

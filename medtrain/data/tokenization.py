@@ -249,42 +249,60 @@ class DocumentTokenizer:
         return self.backend.encode_batch(texts)
 
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
-        """Each text's ids with BOS/EOS, in the spec's dtype. The backend's flat encoding (one buffer of
-        ids, no Python object per token) is framed with BOS/EOS in a few array operations; the returned
-        arrays are views of one buffer per batch."""
-        normal = [i for i, t in enumerate(texts) if len(t) <= self.piece_chars]
-        out: list = [None] * len(texts)
-        if normal:
-            ids, offsets = self.backend.encode_batch_flat(
-                [texts[i] for i in normal] if len(normal) < len(texts) else texts)
-            for i, doc in zip(normal, self._framed(ids, offsets)):
-                out[i] = doc
-        dtype = self.spec.dtype
-        for i, t in enumerate(texts):
-            if out[i] is None:
-                self.documents_cut += 1
-                ids: list[int] = []
-                for piece_ids in self.backend.encode_batch(split_text(t, self.piece_chars)):
-                    ids.extend(piece_ids)
-                out[i] = np.asarray(self._prefix + ids + self._suffix, dtype=dtype)
-        return out
+        """Each text's ids with BOS/EOS, in the spec's dtype (views of one array per batch)."""
+        ids, offsets = self.encode_flat(texts)
+        return [ids[offsets[i]:offsets[i + 1]] for i in range(len(texts))]
 
-    def _framed(self, ids: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
-        """The documents of a flat encoding with BOS before and EOS after each (as chosen), as views of
-        one array of the spec's dtype. E.g. ids [5 6 7 8], offsets [0 3 4], EOS 2: [5 6 7 2 | 8 2]."""
+    def encode_flat(self, texts: list[str], origins=None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, offsets): every text's ids with BOS/EOS, concatenated in the spec's dtype, and the
+        len(texts) + 1 offsets of the texts in them. The backend's flat encoding (one buffer of ids, no
+        Python object per token) is framed with BOS/EOS in a few array operations; a text over
+        piece_chars is cut into pieces encoded one after another (`split_text`). `origins`: the texts'
+        origin hashes, which choose the documents a fast backend's recheck re-encodes with HF."""
+        normal = [i for i, t in enumerate(texts) if len(t) <= self.piece_chars]
+        if len(normal) == len(texts):
+            return self._framed(*self._flat(texts, origins))
+        parts: list = [None] * len(texts)
+        if normal:
+            ids, offsets = self._framed(*self._flat([texts[i] for i in normal],
+                                                    None if origins is None else [origins[i] for i in normal]))
+            for j, i in enumerate(normal):
+                parts[i] = ids[offsets[j]:offsets[j + 1]]
+        for i, t in enumerate(texts):
+            if parts[i] is None:
+                self.documents_cut += 1
+                cut: list[int] = []
+                for piece_ids in self.backend.encode_batch(split_text(t, self.piece_chars)):
+                    cut.extend(piece_ids)
+                parts[i] = np.asarray(self._prefix + cut + self._suffix, dtype=self.spec.dtype)
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(a) for a in parts], out=offsets[1:])
+        return np.concatenate(parts).astype(self.spec.dtype, copy=False), offsets
+
+    def _flat(self, texts: list[str], origins) -> tuple[np.ndarray, np.ndarray]:
+        if origins is None or self.spec.backend == "hf":   # HF itself: nothing to recheck
+            return self.backend.encode_batch_flat(texts)
+        return self.backend.encode_batch_flat(texts, origins)
+
+    def _framed(self, ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A flat encoding with BOS before and EOS after each text (as chosen), in the spec's dtype,
+        and its offsets. E.g. ids [5 6 7 8], offsets [0 3 4], EOS 2: [5 6 7 2 8 2], offsets [0 4 6]."""
         p, q = len(self._prefix), len(self._suffix)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if p + q == 0:
+            return ids.astype(self.spec.dtype, copy=False), offsets
         n = len(offsets) - 1
-        lengths = np.diff(offsets)
-        framed = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths + p + q, out=framed[1:])
+        framed = offsets + np.arange(n + 1, dtype=np.int64) * (p + q)
         res = np.empty(int(framed[-1]), dtype=self.spec.dtype)
-        shift = framed[:-1] + p - offsets[:-1]
-        res[np.arange(len(ids), dtype=np.int64) + np.repeat(shift, lengths)] = ids
+        special = np.concatenate([framed[:-1] + k for k in range(p)] + [framed[1:] - q + k for k in range(q)])
+        is_text = np.ones(len(res), dtype=bool)
+        is_text[special] = False
+        res[is_text] = ids
         for k, tok in enumerate(self._prefix):
             res[framed[:-1] + k] = tok
         for k, tok in enumerate(self._suffix):
             res[framed[1:] - q + k] = tok
-        return [res[framed[i]:framed[i + 1]] for i in range(n)]
+        return res, framed
 
 
 class TextEncoder:
@@ -353,12 +371,24 @@ class TextEncoder:
 
         return RecordReader(unit, self.text_field, skip_bad, max_chars, skipped)
 
+    def read_batches(self, unit, skip_bad: bool = False, max_chars=None, skipped=None):
+        """What `read` yields, as (keys, texts) lists of a block of the unit at a time."""
+        from medtrain.data.sources import RecordReader
+
+        return RecordReader(unit, self.text_field, skip_bad, max_chars, skipped).batches()
+
     def size(self, record) -> int:
         return len(record)
 
     def encode_batch(self, records: list) -> list:
         """(ids, mask) per record; mask is None when every token is trained."""
         return [(ids, None) for ids in self.tokenizer.encode_batch(records)]
+
+    def encode_flat(self, records: list, origins=None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, offsets) of every record (none is dropped), concatenated: `encode_batch` without an
+        array per document, the store builder's path. `origins`: the records' origin hashes
+        (`sources.doc_hash`), which choose the documents a fast backend's recheck re-encodes."""
+        return self.tokenizer.encode_flat(records, origins)
 
 
 class LinebreakTextEncoder(TextEncoder):
@@ -386,3 +416,9 @@ class LinebreakTextEncoder(TextEncoder):
         if unit.file.fmt != "txt":
             return records
         return ((key, text + "\n") for key, text in records)
+
+    def read_batches(self, unit, skip_bad: bool = False, max_chars=None, skipped=None):
+        batches = super().read_batches(unit, skip_bad, max_chars, skipped)
+        if unit.file.fmt != "txt":
+            return batches
+        return ((keys, [text + "\n" for text in texts]) for keys, texts in batches)

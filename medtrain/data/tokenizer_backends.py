@@ -493,14 +493,33 @@ class _Slices:
 
 
 def sampled_for_recheck(text: str, every: Optional[int] = None, seed: int = RECHECK_SEED) -> bool:
-    """Whether `text` is among the documents re-encoded by HF (one in `every`, default RECHECK_EVERY): a
-    hash of the text, so deterministic."""
+    """Whether `text` is among the documents re-encoded by HF (one in `every`, default RECHECK_EVERY), for
+    callers that do not know the documents' origins: a hash of the text's length and of 32 characters at
+    its start, middle and end, so deterministic, and constant time per document."""
     every = RECHECK_EVERY if every is None else every
-    return every > 0 and zlib.crc32(text.encode("utf-8", "surrogatepass"), seed) % every == 0
+    if every <= 0:
+        return False
+    mid = len(text) // 2
+    probe = text[:32] + text[mid:mid + 32] + text[-32:]
+    return zlib.crc32(probe.encode("utf-8", "surrogatepass"), (seed + len(text)) & 0xFFFFFFFF) % every == 0
+
+
+def recheck_by_origin(origins, every: Optional[int] = None, seed: int = RECHECK_SEED) -> list[int]:
+    """Which documents HF re-encodes, from their origin hashes (`sources.doc_hash`, which the store builder
+    computes for every document anyway): one in `every`, deterministic (the same documents on every
+    rerun), uniform over documents however alike their texts, and free of any pass over the text. The
+    bits used are mixed from the whole hash, so the choice is independent of the hold-out rule (hash
+    modulo 10,000)."""
+    every = RECHECK_EVERY if every is None else every
+    if every <= 0 or len(origins) == 0:
+        return []
+    h = (np.asarray(origins, dtype=np.uint64) ^ np.uint64(seed)) * np.uint64(0x9E3779B97F4A7C15)
+    h ^= h >> np.uint64(29)
+    return np.flatnonzero((h >> np.uint64(32)) % np.uint64(every) == 0).tolist()
 
 
 class CheckedBackend(Backend):
-    """`backend`, with one document in `every` (chosen by `sampled_for_recheck`) re-encoded by HF and
+    """`backend`, with one document in `every` (`recheck_by_origin`, or `sampled_for_recheck`) re-encoded by HF and
     compared; a difference raises `TokenizerMismatch`. HF is loaded on the first sampled document.
     `checked` counts the documents compared."""
 
@@ -521,16 +540,21 @@ class CheckedBackend(Backend):
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         out = self.backend.encode_batch(texts)
-        self.recheck(texts, out)
+        self.recheck(texts, out, self._sample(texts))
         return out
 
-    def encode_batch_flat(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def encode_batch_flat(self, texts: list[str], origins=None) -> tuple[np.ndarray, np.ndarray]:
+        """The backend's flat encoding; the texts HF re-encodes are chosen by their `origins` (origin
+        hashes, `recheck_by_origin`) where given, else by `sampled_for_recheck`."""
         ids, offsets = self.backend.encode_batch_flat(texts)
-        self.recheck(texts, _Slices(ids, offsets))
+        picked = self._sample(texts) if origins is None else recheck_by_origin(origins, self.every, self.seed)
+        self.recheck(texts, _Slices(ids, offsets), picked)
         return ids, offsets
 
-    def recheck(self, texts: list[str], ids: list) -> None:
-        picked = [i for i, t in enumerate(texts) if sampled_for_recheck(t, self.every, self.seed)]
+    def _sample(self, texts: list[str]) -> list[int]:
+        return [i for i, t in enumerate(texts) if sampled_for_recheck(t, self.every, self.seed)]
+
+    def recheck(self, texts: list[str], ids: list, picked: list[int]) -> None:
         if not picked:
             return
         want = self.reference.encode_batch([texts[i] for i in picked])
