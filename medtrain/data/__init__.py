@@ -1,6 +1,7 @@
 """The data path: one document from a file to a row of a batch, through one module per step.
 
     sources       find files, plan work units, read records with their origin (file, line)
+    line_blocks   the readers' fast path: line files a block at a time, parsed in compiled code
     tokenization  tokenizers described by a picklable spec; pretraining text -> ids (TextEncoder)
     conversations SFT records -> ids and a trained-token mask (ConversationEncoder, chat_templates)
     encoding      the encoder protocol both implement, and EncodedDocument
