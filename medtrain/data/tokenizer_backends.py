@@ -513,9 +513,11 @@ def recheck_by_origin(origins, every: Optional[int] = None, seed: int = RECHECK_
     every = RECHECK_EVERY if every is None else every
     if every <= 0 or len(origins) == 0:
         return []
-    h = (np.asarray(origins, dtype=np.uint64) ^ np.uint64(seed)) * np.uint64(0x9E3779B97F4A7C15)
-    h ^= h >> np.uint64(29)
-    return np.flatnonzero((h >> np.uint64(32)) % np.uint64(every) == 0).tolist()
+    h = np.asarray(origins, dtype=np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) % (1 << 64))   # splitmix64
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return np.flatnonzero(h % np.uint64(every) == 0).tolist()
 
 
 class CheckedBackend(Backend):

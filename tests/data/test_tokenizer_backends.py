@@ -248,6 +248,21 @@ def test_recheck_sample_is_deterministic_and_about_one_in_recheck_every():
         [tb.sampled_for_recheck(d, seed=1) for d in docs[:2000]] != picked[:2000]
 
 
+def test_recheck_by_origin_is_deterministic_uniform_and_apart_from_the_hold_out():
+    import random
+
+    rng = random.Random(4)
+    origins = [rng.getrandbits(32) for _ in range(200000)]
+    picked = tb.recheck_by_origin(origins)
+    assert picked == tb.recheck_by_origin(list(origins)) and picked != tb.recheck_by_origin(origins, seed=1)
+    assert 200000 / tb.RECHECK_EVERY * 0.8 < len(picked) < 200000 / tb.RECHECK_EVERY * 1.2
+    held = [i for i, h in enumerate(origins) if h % 10000 < 1000]       # a 10 % hold-out
+    share = len(set(picked) & set(held)) / len(picked)
+    assert 0.05 < share < 0.15
+    # the same text at other places is picked by place, not by content
+    assert tb.recheck_by_origin([7] * 10, every=1) == list(range(10)) and tb.recheck_by_origin(origins, every=0) == []
+
+
 def test_checked_backend_catches_a_disagreement():
     js = family_json("bytelevel_nfc")
     docs = [f"document {i} about Ångström units" for i in range(10000)]
