@@ -17,7 +17,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from medtrain.data.encoding import EncodedDocument, Encoder
-from medtrain.data.sources import SkipCounter, WorkUnit, doc_hashes
+from medtrain.data.sources import SkipCounter, WorkUnit, batched, doc_hashes
 
 ENCODE_BATCH_CHARS = 1 << 20   # characters per encode_batch call (bounded memory, warm tokenizer)
 ENCODE_BATCH_DOCS = 1024       # documents per encode_batch call
@@ -86,18 +86,8 @@ def _read_batches(encoder: Encoder, unit: WorkUnit, skip_bad: bool, max_chars: O
                   skipped: SkipCounter) -> Iterator[tuple[list[int], list]]:
     """The encoder's (keys, records) lists: its `read_batches` where it has one, else `read` in lists."""
     if hasattr(encoder, "read_batches"):
-        yield from encoder.read_batches(unit, skip_bad, max_chars, skipped)
-        return
-    keys: list[int] = []
-    records: list = []
-    for key, record in encoder.read(unit, skip_bad, max_chars, skipped):
-        keys.append(key)
-        records.append(record)
-        if len(keys) >= ENCODE_BATCH_DOCS:
-            yield keys, records
-            keys, records = [], []
-    if keys:
-        yield keys, records
+        return encoder.read_batches(unit, skip_bad, max_chars, skipped)
+    return batched(encoder.read(unit, skip_bad, max_chars, skipped), ENCODE_BATCH_DOCS)
 
 
 def _encode(encoder: Encoder, pending: list) -> Iterator[tuple[int, EncodedDocument]]:

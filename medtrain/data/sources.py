@@ -548,7 +548,7 @@ def _line_number(path: str, offset: int) -> int:
     return count
 
 
-def _batched(pairs: Iterator[tuple[int, object]], n: int = 1024) -> Iterator[tuple[list[int], list]]:
+def batched(pairs: Iterator[tuple[int, object]], n: int = 1024) -> Iterator[tuple[list[int], list]]:
     """(keys, records) lists of up to `n` from (key, record) pairs."""
     keys: list[int] = []
     records: list = []
@@ -676,9 +676,9 @@ class RecordReader:
             if not self._check_file():
                 return
             if f.fmt in ("parquet", "arrow"):
-                yield from _batched(self._parquet())
+                yield from batched(self._parquet())
             elif f.fmt == "json" and self._is_json_array():
-                yield from _batched(self._json_array())
+                yield from batched(self._json_array())
             else:
                 yield from self._lines()
         except DataError:
