@@ -63,9 +63,11 @@ def tokenizer_dir(name: str, work: str) -> str:
 
 
 def cores_env(procs: int) -> dict:
-    """The environment that holds a command to `procs` cores' worth of threads (rayon, used by fastokens
-    and HuggingFace tokenizers), so a 1-worker run does not use the second core through threads."""
-    return {**os.environ, "RAYON_NUM_THREADS": str(procs), "RAYON_RS_NUM_CPUS": str(procs)}
+    """The environment that holds a command to `procs` cores' worth of threads (rayon, used by HuggingFace
+    tokenizers; fastokens' own BPE threads, one per core by default), so a 1-worker run does not use the
+    second core through threads. prepare_data.py's worker processes (--num_proc > 1) run one thread each."""
+    return {**os.environ, "RAYON_NUM_THREADS": str(procs), "RAYON_RS_NUM_CPUS": str(procs),
+            "FASTOKENS_BPE_THREADS": str(procs)}
 
 
 def run_timed(cmd: list[str], log: str, env=None) -> float:

@@ -122,6 +122,7 @@ def measure(name: str, js: str, work: list, procs: int) -> dict:
 
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["RAYON_NUM_THREADS"] = "1"
+    os.environ["FASTOKENS_BPE_THREADS"] = "1"    # fastokens runs a BPE thread per core unless told
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(procs), ctx.Queue()
     ps = [ctx.Process(target=_worker, args=((name, js, work[i::procs], barrier, queue),)) for i in range(procs)]

@@ -157,6 +157,14 @@ class _WriteBehind:
         self.advised = self.out.tell()
 
 
+def _one_thread() -> None:
+    """A worker process's tokenizers on one thread each (`--num_proc N` uses N cores): HF's through
+    TOKENIZERS_PARALLELISM, fastokens' through FASTOKENS_BPE_THREADS (read when it first encodes in a
+    process; by default it runs as many BPE threads as there are cores, in every worker)."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["FASTOKENS_BPE_THREADS"] = "1"
+
+
 def _worker(job):
     try:
         return build_unit(*job)
@@ -318,7 +326,7 @@ class StoreBuilder:
 
                 ctx = mp.get_context("fork")
                 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker process
-                with ctx.Pool(min(self.num_proc, len(jobs)), maxtasksperchild=64) as pool:
+                with ctx.Pool(min(self.num_proc, len(jobs)), initializer=_one_thread, maxtasksperchild=64) as pool:
                     for res in pool.imap_unordered(_worker, jobs):
                         update(res)
         finally:
