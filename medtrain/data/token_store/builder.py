@@ -157,17 +157,26 @@ class _WriteBehind:
         self.advised = self.out.tell()
 
 
-def _one_thread() -> None:
-    """A worker process's tokenizers on one thread each (`--num_proc N` uses N cores): HF's through
-    TOKENIZERS_PARALLELISM, fastokens' through FASTOKENS_BPE_THREADS (read when it first encodes in a
-    process; by default it runs as many BPE threads as there are cores, in every worker)."""
+_ENCODER = None   # a worker process's encoder, set once when the pool forks it (see _start_worker)
+
+
+def _start_worker(encoder) -> None:
+    """A worker process's start: its encoder, handed over once when the pool forks it (never pickled:
+    jobs name only the unit, where each job carried the encoder, and with it the tokenizer.json, 8 MB
+    for a 151k vocabulary, pickled by the parent for every unit); its tokenizers on one thread each
+    (`--num_proc N` uses N cores): HF's through TOKENIZERS_PARALLELISM, fastokens' through
+    FASTOKENS_BPE_THREADS (read when it first encodes in a process; by default it runs as many BPE
+    threads as there are cores, in every worker)."""
+    global _ENCODER
+    _ENCODER = encoder
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["FASTOKENS_BPE_THREADS"] = "1"
 
 
-def _worker(job):
+def _worker(job, encoder=None):
+    store, i, unit, skip_bad, max_chars = job
     try:
-        return build_unit(*job)
+        return build_unit(store, i, unit, encoder if encoder is not None else _ENCODER, skip_bad, max_chars)
     except DataError as e:
         return {"error": str(e)}
 
@@ -302,7 +311,7 @@ class StoreBuilder:
 
         if not mine:
             return
-        jobs = [(self.path, i, units[i], self.encoder, self.skip_bad, self.max_chars) for i in mine]
+        jobs = [(self.path, i, units[i], self.skip_bad, self.max_chars) for i in mine]
         total = sum(units[i].nbytes for i in mine)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"tokenizing (rank {self.rank})",
                    disable=not self.show_progress)
@@ -320,13 +329,14 @@ class StoreBuilder:
             if self.num_proc == 1 or len(jobs) == 1:
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
                 for job in jobs:
-                    update(_worker(job))
+                    update(_worker(job, self.encoder))
             else:
                 import multiprocessing as mp
 
                 ctx = mp.get_context("fork")
                 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker process
-                with ctx.Pool(min(self.num_proc, len(jobs)), initializer=_one_thread, maxtasksperchild=64) as pool:
+                with ctx.Pool(min(self.num_proc, len(jobs)), initializer=_start_worker, initargs=(self.encoder,),
+                              maxtasksperchild=64) as pool:
                     for res in pool.imap_unordered(_worker, jobs):
                         update(res)
         finally:
