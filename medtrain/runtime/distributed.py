@@ -42,6 +42,14 @@ class DistInfo:
         return max(1, n // max(1, self.local_world_size))
 
 
+def share_tokenizer_threads(info: DistInfo) -> None:
+    """Each rank's fastokens on its share of the node's cores: by default it starts one BPE thread per
+    core in every process, so N ranks of a node that tokenize (the streaming path does, in every rank)
+    would start N x cores threads. A value the user set (FASTOKENS_BPE_THREADS) is kept."""
+    if info.local_world_size > 1:
+        os.environ.setdefault("FASTOKENS_BPE_THREADS", str(info.cpus_per_rank()))
+
+
 class _RankFilter(logging.Filter):
     def __init__(self, rank: int):
         super().__init__()

@@ -28,7 +28,7 @@ from medtrain.errors import EXIT_BAD_INPUT, EXIT_MEMORY_GUARD, DataError, Memory
 from medtrain.resilience.exit_protocol import no_restart
 from medtrain.resilience.preemption import PreemptionCallback, exit_preempted
 from medtrain.runtime.distributed import (DistInfo, ensure_launcher_env, finish, gather_object, init_deepspeed_backend,
-                                          setup_logging)
+                                          setup_logging, share_tokenizer_threads)
 from medtrain.training.demo import ensure_demo_assets
 from medtrain.training.modeling import load_model, load_tokenizer, max_positions
 from medtrain.training.monitoring import (MemoryGuard, MemoryGuardCallback, RunSummary, SummaryCallback, peak_rss_mb,
@@ -75,6 +75,7 @@ def setup(task: str, parsed: Parsed, default_data: Optional[str] = None,
         ensure_launcher_env()
     dist = DistInfo.from_env()
     setup_logging(dist)
+    share_tokenizer_threads(dist)
     config = resolve_run(task, parsed, dist.rank, default_model=demo_model, default_data=default_data,
                          resolve_task=resolve_task, has_stream_state=has_stream_state, locate_dataset=hub_dataset)
     if dist.is_main:
