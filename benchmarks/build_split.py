@@ -42,9 +42,10 @@ def main(argv=None) -> int:
 
     enc = T.TextEncoder(replace(T.load_tokenizer_spec(args.tokenizer), backend=args.backend))
     tok = enc.tokenizer
-    checked = tok.backend
-    checked.reference                                  # HF loaded before the clock, as workers inherit it
-    raw = checked.backend
+    checked = tok.backend if hasattr(tok.backend, "recheck") else None   # None under hf: nothing rechecked
+    if checked is not None:
+        checked.reference                              # HF loaded before the clock, as workers inherit it
+    raw = checked.backend if checked is not None else tok.backend
     units = plan_units(find_files([args.corpus]), workers=1)
     mb = sum(u.nbytes for u in units) / 1e6
     steps = dict.fromkeys(["read", "hash", "encode", "recheck_pick", "recheck_hf", "frame", "write"], 0.0)
@@ -65,9 +66,10 @@ def main(argv=None) -> int:
                 t2 = time.perf_counter()
                 ids, offsets = raw.encode_batch_flat(texts)
                 t3 = time.perf_counter()
-                picked = recheck_by_origin(origins, checked.every, checked.seed)
+                picked = recheck_by_origin(origins, checked.every, checked.seed) if checked else []
                 t4 = time.perf_counter()
-                checked.recheck(texts, _Slices(ids, offsets), picked)
+                if checked is not None:
+                    checked.recheck(texts, _Slices(ids, offsets), picked)
                 t5 = time.perf_counter()
                 framed, _ = tok._framed(ids, offsets)
                 t6 = time.perf_counter()

@@ -12,12 +12,14 @@ origin (`sources.doc_hash(relpath, key)`, a uint32), modulo 10,000, is below
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from bisect import bisect_left
+from itertools import accumulate
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
 from medtrain.data.encoding import EncodedDocument, Encoder
-from medtrain.data.sources import SkipCounter, WorkUnit, batched, doc_hashes
+from medtrain.data.sources import SkipCounter, WorkUnit, doc_hashes
 
 ENCODE_BATCH_CHARS = 1 << 20   # characters per encode_batch call (bounded memory, warm tokenizer)
 ENCODE_BATCH_DOCS = 1024       # documents per encode_batch call
@@ -45,52 +47,72 @@ def encoded_documents(unit: WorkUnit, encoder: Encoder, skip_bad: bool, max_char
                       holdout_percentage: float = 0.0) -> Iterator[tuple[int, EncodedDocument]]:
     """(key, encoded document) for each document of `unit` in file order that belongs to `split` and
     that the encoder kept (one it drops is counted by the encoder, e.g. an SFT record with no target).
-    Records are encoded in batches of ENCODE_BATCH_CHARS / ENCODE_BATCH_DOCS."""
+    Records are encoded in batches of ENCODE_BATCH_CHARS / ENCODE_BATCH_DOCS (`_sized`)."""
     filtering = split != "all" and holdout_percentage > 0
     if split == "eval" and holdout_percentage <= 0:
         return
     threshold = int(round(holdout_percentage * 100))  # the hold-out rule of is_held_out, per document
     want_held = split == "eval"
-    pending: list = []
-    size = 0
-    for keys, records in _read_batches(encoder, unit, skip_bad, max_chars, skipped):
-        if filtering:
+
+    def in_split(batches):
+        for keys, records in batches:
             wanted = [(h % 10000 < threshold) == want_held for h in doc_hashes(unit.file.relpath, keys)]
-            keys = [k for k, w in zip(keys, wanted) if w]
-            records = [r for r, w in zip(records, wanted) if w]
-        for key, record in zip(keys, records):
-            pending.append((key, record))
-            size += encoder.size(record)
-            if size >= ENCODE_BATCH_CHARS or len(pending) >= ENCODE_BATCH_DOCS:
-                yield from _encode(encoder, pending)
-                pending, size = [], 0
-    if pending:
-        yield from _encode(encoder, pending)
+            yield [k for k, w in zip(keys, wanted) if w], [r for r, w in zip(records, wanted) if w]
+
+    batches = _read_batches(encoder, unit, skip_bad, max_chars, skipped)
+    for keys, records in _sized(in_split(batches) if filtering else batches, encoder.size):
+        for key, encoded in zip(keys, encoder.encode_batch(records)):
+            if encoded is not None:
+                yield key, EncodedDocument(*encoded)
 
 
 def flat_documents(unit: WorkUnit, encoder: Encoder, skip_bad: bool, max_chars: Optional[int],
                    skipped: SkipCounter) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
-    """(origins, ids, offsets) per block of `unit`: what `encoded_documents(split="all")` yields, for
-    an encoder that keeps every document and has no mask (`encode_flat`, pretraining text), as the
-    documents' origin hashes (`doc_hash`), one array of ids per block and the documents' offsets in it:
-    no object per document (the store builder's path). The origins also choose the documents a fast
-    backend's recheck re-encodes with HF."""
-    for keys, records in _read_batches(encoder, unit, skip_bad, max_chars, skipped):
-        if keys:
-            origins = doc_hashes(unit.file.relpath, keys)
-            ids, offsets = encoder.encode_flat(records, origins)
-            yield origins, ids, offsets
+    """(origins, ids, offsets) per batch: the documents `encoded_documents(split="all")` yields, in the
+    same batches, for an encoder that keeps every document and has no mask (`encode_flat`, pretraining
+    text), as their origin hashes (`doc_hash`), one array of ids per batch and the documents' offsets
+    in it: no object per document (the store builder's path). The origins also choose the documents a
+    fast backend's recheck re-encodes with HF."""
+    for keys, records in _sized(_read_batches(encoder, unit, skip_bad, max_chars, skipped), encoder.size):
+        origins = doc_hashes(unit.file.relpath, keys)
+        ids, offsets = encoder.encode_flat(records, origins)
+        yield origins, ids, offsets
 
 
 def _read_batches(encoder: Encoder, unit: WorkUnit, skip_bad: bool, max_chars: Optional[int],
                   skipped: SkipCounter) -> Iterator[tuple[list[int], list]]:
-    """The encoder's (keys, records) lists: its `read_batches` where it has one, else `read` in lists."""
+    """The encoder's (keys, records) lists: its `read_batches` where it has one, else `read`, a record
+    at a time (so its records are used, and its bad ones reported, in file order)."""
     if hasattr(encoder, "read_batches"):
         return encoder.read_batches(unit, skip_bad, max_chars, skipped)
-    return batched(encoder.read(unit, skip_bad, max_chars, skipped), ENCODE_BATCH_DOCS)
+    return (([key], [record]) for key, record in encoder.read(unit, skip_bad, max_chars, skipped))
 
 
-def _encode(encoder: Encoder, pending: list) -> Iterator[tuple[int, EncodedDocument]]:
-    for (key, _), encoded in zip(pending, encoder.encode_batch([r for _, r in pending])):
-        if encoded is not None:
-            yield key, EncodedDocument(*encoded)
+def _sized(batches: Iterator[tuple[list[int], list]], size: Callable) -> Iterator[tuple[list[int], list]]:
+    """(keys, records) lists regrouped into encode batches: a batch ends with the record that brings it
+    to ENCODE_BATCH_CHARS (by `size`) or to ENCODE_BATCH_DOCS records, as if records came one by one;
+    cut points found by bisection on running sums, not a Python step per record. E.g. sizes [3, 3] then
+    [3, 3] with a limit of 5 characters: batches [3, 3], [3, 3]."""
+    keys: list[int] = []
+    records: list = []
+    chars = 0
+    for k, r in batches:
+        n = len(r)
+        sums = list(accumulate(map(size, r)))
+        i = 0
+        while i < n:
+            before = sums[i - 1] if i else 0
+            j = min(bisect_left(sums, before + ENCODE_BATCH_CHARS - chars, i, n),
+                    i + ENCODE_BATCH_DOCS - len(keys) - 1)
+            if j >= n:                      # the batch stays open for the next list
+                keys.extend(k[i:])
+                records.extend(r[i:])
+                chars += sums[-1] - before
+                break
+            keys.extend(k[i:j + 1])
+            records.extend(r[i:j + 1])
+            yield keys, records
+            keys, records, chars = [], [], 0
+            i = j + 1
+    if keys:
+        yield keys, records

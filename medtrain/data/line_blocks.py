@@ -7,9 +7,10 @@ JSON parser (orjson where installed; the standard library's otherwise). A block 
 blank lines or plain good records (valid UTF-8, no NUL byte, no byte-order mark, a JSON object whose
 text field is a string that is neither blank nor over --max_document_chars) is taken whole; any other
 block goes line by line through RecordReader's per-line rules, so each bad line is still reported with
-its file:line, or counted by reason, exactly as before. The fast path changes the speed, never the
-records: the same keys, texts, counts and errors (tests/data/test_line_blocks.py compares both paths
-on damaged files).
+its file:line, or counted by reason, exactly as before, a record at a time, so a consumer sees the
+records before a bad line first. The fast path changes the speed, never the records: the same keys,
+texts, counts and errors (tests/data/test_line_blocks.py compares both paths on damaged files); only
+a file that cannot be read on (a truncated .gz) names the bytes read before the last whole block.
 
 Example: the block b'{"text": "Fever."}\\n\\n{"text": "Cough."}\\n' read from byte 100 of a file splits
 into the lines [b'{"text": "Fever."}', b'', b'{"text": "Cough."}'] that start at bytes 100, 119 and 120
@@ -30,12 +31,21 @@ from itertools import accumulate, repeat
 from typing import BinaryIO, Iterator, Optional
 
 BLOCK_BYTES = 1 << 20   # bytes read per block (a line longer than this is read whole, across blocks)
+FIRST_BLOCK_BYTES = 1 << 16   # a unit's first block, doubling up to BLOCK_BYTES: a reader that wants only
+                              # the first few records (the backend's verification sample) reads little
 BOM = b"\xef\xbb\xbf"
 
 try:
     from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - orjson is a dependency; the standard library is exact, only slower
-    _fast_loads = None
+except ImportError:  # pragma: no cover - orjson is a dependency; without it the standard library parses
+    _fast_loads = None  # blocks (lone surrogates are then looked for separately), more slowly
+
+
+def _encodable(text: str) -> bool:
+    try:
+        return text.isascii() or bool(text.encode("utf-8"))
+    except UnicodeEncodeError:          # a lone surrogate (a "\\ud800" escape without its pair)
+        return False
 
 
 def _std_loads(line: bytes):
@@ -52,8 +62,10 @@ def line_blocks(fh: BinaryIO, pos: int, end: float, block_bytes: int = BLOCK_BYT
     NUL byte. A line that starts before `end` is read whole, wherever it ends (a line belongs to the
     unit that holds its first byte)."""
     pending: list[bytes] = []           # the line being read, when it is longer than a block
+    size = min(FIRST_BLOCK_BYTES, block_bytes)
     while pos < end:
-        chunk = fh.read(block_bytes)
+        chunk = fh.read(size)
+        size = min(2 * size, block_bytes)
         if not chunk:
             if pending:                 # the file's last line, without a newline
                 line = b"".join(pending)
@@ -107,6 +119,8 @@ def plain_records(lines: list[bytes], is_json: bool, text_field: Optional[str], 
         except KeyError:
             return None
         if not all(type(r) is str for r in records):
+            return None
+        if loads is _std_loads and not all(map(_encodable, records)):   # orjson refuses lone surrogates
             return None
     else:
         try:

@@ -662,12 +662,17 @@ class RecordReader:
         return False
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
-        for keys, records in self.batches():
+        for keys, records in self._read(whole_batches=False):
             yield from zip(keys, records)
 
     def batches(self) -> Iterator[tuple[list[int], list]]:
         """The unit's documents as (keys, records) lists, in file order: what iterating the reader
-        yields, a block at a time (about 1 MiB of an uncompressed line file, see `line_blocks`)."""
+        yields, a block of an uncompressed or compressed line file at a time (`line_blocks`: up to
+        1 MiB; a record per list where a block goes line by line, and for units with a stride or a
+        resume key), 1,024 rows of a parquet file or JSON array."""
+        return self._read(whole_batches=True)
+
+    def _read(self, whole_batches: bool) -> Iterator[tuple[list[int], list]]:
         f = self.unit.file
         if f.size == 0:
             self._empty()
@@ -675,10 +680,11 @@ class RecordReader:
         try:
             if not self._check_file():
                 return
-            if f.fmt in ("parquet", "arrow"):
-                yield from batched(self._parquet())
-            elif f.fmt == "json" and self._is_json_array():
-                yield from batched(self._json_array())
+            if f.fmt in ("parquet", "arrow") or (f.fmt == "json" and self._is_json_array()):
+                pairs = self._parquet() if f.fmt in ("parquet", "arrow") else self._json_array()
+                # one record at a time unless whole lists are asked for: a bad record further on is
+                # then reported after the records before it were used, as they come
+                yield from (batched(pairs) if whole_batches else (([k], [r]) for k, r in pairs))
             else:
                 yield from self._lines()
         except DataError:
@@ -736,13 +742,10 @@ class RecordReader:
                     self.skipped.add("empty_line", n=blank)
                 yield (keys if kept is None else [keys[i] for i in kept]), records
                 continue
-            out_keys, out = [], []
-            for i, (key, line) in enumerate(zip(keys, lines)):
+            for i, (key, line) in enumerate(zip(keys, lines)):   # one at a time, as the per-line reader
                 record = self._line(line, key, how, file_start and i == 0)
                 if record is not None:
-                    out_keys.append(key)
-                    out.append(record)
-            yield out_keys, out
+                    yield [key], [record]
         return index
 
     def _each_line(self, fh, pos: int, end: float, how: str) -> Iterator[tuple[list[int], list]]:

@@ -22,7 +22,9 @@ of the tokenizer.json, the edge cases, the backend's version and code and HF's v
 start checks only its corpus's documents.
 
 During a build, `CheckedBackend` re-encodes a seeded, deterministic fraction of documents with HF
-(one in RECHECK_EVERY = 1,000: those whose `crc32(text, seed) % every == 0`, so a rerun checks the same ones) and raises
+(one in RECHECK_EVERY = 1,000, chosen by `recheck_by_origin` from the documents' origin hashes in the
+store builder, by `sampled_for_recheck` from a probe of the text elsewhere: either way a rerun checks the
+same ones) and raises
 `TokenizerMismatch` (a `DataError`) at the first disagreement, naming the tokenizer, the document and
 the first differing position. Worked example of the message:
 

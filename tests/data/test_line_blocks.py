@@ -74,10 +74,7 @@ def read_all(units, block_reading, **kw):
 def both(units, **kw):
     blocks = read_all(units, True, **kw)
     lines = read_all(units, False, **kw)
-    if lines[2] is None:
-        assert blocks == lines
-    else:   # an error stops both at the same line; the block reader had not handed out that block yet
-        assert blocks[1:] == lines[1:] and blocks[0] == lines[0][:len(blocks[0])]
+    assert blocks == lines   # the records before an error too: a block with a bad line goes line by line
     return blocks
 
 
@@ -203,3 +200,87 @@ def test_a_lone_surrogate_escape_is_a_bad_line_not_a_tokenizer_crash(tmp_path):
     reader = RecordReader(unit, skip_bad=True)
     texts = [t for _, t in reader]
     assert texts[-2:] == ["ok", "a pair \U0001fa7a is one character"] and reader.skipped.to_dict() == {"lone_surrogate": 1}
+
+
+def test_without_orjson_a_lone_surrogate_still_goes_line_by_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(line_blocks, "_fast_loads", None)
+    path = write(tmp_path / "s.jsonl", [b'{"text": "ok"}', b'{"text": "half \\ud800 of a pair"}'])
+    _, skipped, error = both([WorkUnit(find_files([path])[0])], skip_bad=True)
+    assert error is None and skipped == {"lone_surrogate": 1}
+    both(plan_units(find_files([path]), 1 << 30), skip_bad=False)
+
+
+def test_records_before_a_bad_one_are_used_first(tmp_path):
+    # a consumer that checks records itself (SFT) sees the good records before the reader's error
+    lines = [json.dumps({"n": i}).encode() for i in range(5)] + [b"{broken"]
+    path = write(tmp_path / "r.jsonl", lines)
+    seen = []
+    with pytest.raises(DataError, match=":66: malformed JSON"):
+        for _, record in RecordReader(WorkUnit(find_files([path])[0]), None):
+            seen.append(record)
+    assert seen[-5:] == [{"n": i} for i in range(5)]
+
+
+def test_a_reader_that_wants_a_few_records_reads_little(tmp_path):
+    path = write(tmp_path / "big.jsonl", [json.dumps({"text": "x" * 200}).encode()] * 50000)
+    reader = RecordReader(WorkUnit(find_files([path])[0]))
+    for n, _ in enumerate(reader):
+        if n >= 3:
+            break
+    assert reader.bytes_read <= line_blocks.FIRST_BLOCK_BYTES
+
+
+def test_encode_batches_are_sized_whatever_the_reader_hands_over(tmp_path, spec, monkeypatch):
+    # parquet rows come 1,024 at a time, whatever their size: the builder still encodes ~1M characters
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from medtrain.data import documents
+    from medtrain.data.tokenization import TextEncoder
+
+    monkeypatch.setattr(documents, "ENCODE_BATCH_CHARS", 5000)
+    texts = [("word " * random.Random(i).randint(10, 600)).strip() for i in range(1100)]
+    path = str(tmp_path / "t.parquet")
+    pq.write_table(pa.table({"text": texts}), path)
+    encoder = TextEncoder(spec)
+    sizes = []
+    real = encoder.encode_flat
+    monkeypatch.setattr(encoder, "encode_flat", lambda records, origins=None: sizes.append(
+        sum(map(len, records))) or real(records, origins))
+    unit = WorkUnit(find_files([path])[0])
+    flat = list(documents.flat_documents(unit, encoder, False, None, SkipCounter()))
+    assert len(sizes) > 1 and all(s - 3000 < 5000 for s in sizes[:-1]) and all(s >= 5000 for s in sizes[:-1])
+    ids = np.concatenate([ids for _, ids, _ in flat])
+    want = np.concatenate([d.ids for _, d in encoded_documents(unit, TextEncoder(spec), False, None, SkipCounter())])
+    assert np.array_equal(ids, want)
+
+
+def test_sized_cuts_where_one_record_at_a_time_would(monkeypatch):
+    from medtrain.data import documents
+
+    monkeypatch.setattr(documents, "ENCODE_BATCH_CHARS", 5)
+    monkeypatch.setattr(documents, "ENCODE_BATCH_DOCS", 3)
+    one_by_one = []
+    rng = random.Random(2)
+    lists = [[("x" * rng.randint(0, 7)) for _ in range(rng.randint(0, 9))] for _ in range(40)]
+    batch, chars = [], 0
+    for r in (r for rs in lists for r in rs):
+        batch.append(r)
+        chars += len(r)
+        if chars >= 5 or len(batch) >= 3:
+            one_by_one.append(batch)
+            batch, chars = [], 0
+    one_by_one += [batch] if batch else []
+    got = list(documents._sized(((list(range(len(rs))), rs) for rs in lists), len))
+    assert [records for _, records in got] == one_by_one
+
+
+def test_a_unit_that_fails_leaves_no_files(tmp_path, spec):
+    from medtrain.data.token_store.builder import build_unit
+    from medtrain.data.tokenization import TextEncoder
+
+    path = write(tmp_path / "bad.jsonl", [b'{"text": "fine"}', b"{broken"])
+    os.makedirs(tmp_path / "store" / "units")
+    with pytest.raises(DataError, match="malformed JSON"):
+        build_unit(str(tmp_path / "store"), 0, WorkUnit(find_files([path])[0]), TextEncoder(spec), False, None)
+    assert os.listdir(tmp_path / "store" / "units") == []

@@ -76,6 +76,7 @@ def build_unit(store: str, i: int, unit: WorkUnit, encoder, skip_bad: bool, max_
     """Tokenize one work unit into the store; returns its summary (also written as the done marker)."""
     faults.point("unit_build", unit=i)
     t0 = time.time()
+    encoder.counters()   # counts since the previous call: none carried over from a unit that failed
     paths = unit_paths(store, i)
     skipped = SkipCounter()
     tag = f"tmp.{socket.gethostname()}.{os.getpid()}"
@@ -115,6 +116,11 @@ def build_unit(store: str, i: int, unit: WorkUnit, encoder, skip_bad: bool, max_
             os.replace(temporaries[1], paths["mask"])
         atomic_npy(paths["docs"], np.concatenate(ends).astype(np.int64, copy=False))
         atomic_npy(paths["keys"], np.asarray(keys, dtype=np.uint32))
+    except DataError:   # bad input, or a backend that disagreed: nothing of this unit is kept
+        for path in temporaries:
+            if os.path.exists(path):
+                os.remove(path)
+        raise
     except (OSError, RuntimeError) as e:
         for path in temporaries:
             if os.path.exists(path):
