@@ -41,11 +41,16 @@ except ImportError:  # pragma: no cover - orjson is a dependency; without it the
     _fast_loads = None  # blocks (lone surrogates are then looked for separately), more slowly
 
 
-def _encodable(text: str) -> bool:
+def lone_surrogate(text: str) -> Optional[int]:
+    """The position of the first lone surrogate in `text` (what a "\\ud800" JSON escape without its pair
+    decodes to: no character, no tokens), or None."""
+    if text.isascii():
+        return None
     try:
-        return text.isascii() or bool(text.encode("utf-8"))
-    except UnicodeEncodeError:          # a lone surrogate (a "\\ud800" escape without its pair)
-        return False
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start
+    return None
 
 
 def _std_loads(line: bytes):
@@ -120,7 +125,7 @@ def plain_records(lines: list[bytes], is_json: bool, text_field: Optional[str], 
             return None
         if not all(type(r) is str for r in records):
             return None
-        if loads is _std_loads and not all(map(_encodable, records)):   # orjson refuses lone surrogates
+        if loads is _std_loads and any(lone_surrogate(r) is not None for r in records):   # orjson refuses them
             return None
     else:
         try:

@@ -34,6 +34,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Optional
 
+from medtrain.data import line_blocks as blocks
 from medtrain.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -630,13 +631,11 @@ class RecordReader:
                       "set --text_field)", key, how)
             return None
         text = obj[self.text_field]
-        if isinstance(text, str) and not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as e:   # a "\ud800" escape without its pair: no character, no tokens
-                self._bad("lone_surrogate", f"the text holds a lone surrogate escape (\\u{ord(text[e.start]):04x}) at "
-                          f"character {e.start}, which is not a character: fix the escape", key, how)
-                return None
+        at = blocks.lone_surrogate(text) if isinstance(text, str) else None
+        if at is not None:
+            self._bad("lone_surrogate", f"the text holds a lone surrogate escape (\\u{ord(text[at]):04x}) at "
+                      f"character {at}, which is not a character: fix the escape", key, how)
+            return None
         return self._check_text(text, key, how)
 
     # -- reading ------------------------------------------------------------------------------------
@@ -726,8 +725,6 @@ class RecordReader:
 
     def _line_blocks(self, fh, pos: int, end: float, how: str) -> Iterator[tuple[list[int], list]]:
         """Whole blocks of plain good lines at once; any other block line by line (`line_blocks`)."""
-        from medtrain.data import line_blocks as blocks
-
         is_json = self.unit.file.fmt in ("jsonl", "json")
         index = 0
         for starts, lines, has_nul in blocks.line_blocks(fh, pos, end, blocks.BLOCK_BYTES):
