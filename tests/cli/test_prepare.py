@@ -171,6 +171,26 @@ def test_a_store_directory_whose_plan_is_being_written_is_not_foreign(tmp_path):
     assert foreign_contents(str(other)) == ["notes.txt"]
 
 
+def test_a_store_directory_another_rank_creates_meanwhile_is_not_foreign(tmp_path, monkeypatch):
+    from medtrain.data.token_store import builder
+
+    d = tmp_path / "store"
+    assert builder.foreign_contents(str(d)) == []
+    (tmp_path / "file").write_text("x")
+    assert builder.foreign_contents(str(tmp_path / "file")) == ["file"]
+    # the old check asked isdir (no: not there yet), then exists (yes: rank 0 just made it), and called
+    # the new, empty directory a foreign file, stopping rank 1 with "not a token store"
+    real_isdir = os.path.isdir
+
+    def late_isdir(path):
+        found = real_isdir(path)
+        os.makedirs(d, exist_ok=True)
+        return found
+
+    monkeypatch.setattr(builder.os.path, "isdir", late_isdir)
+    assert builder.foreign_contents(str(d)) == []
+
+
 def test_preparing_pretraining_text_imports_no_torch_trainer_or_peft(demo_dir, tmp_path):
     """Its worker processes fork from it and carry what it imported (400 MB and 8 s with torch,
     transformers and peft): a pretraining store from a local tokenizer needs none of them."""

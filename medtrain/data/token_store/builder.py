@@ -457,9 +457,12 @@ def foreign_contents(path: str) -> list[str]:
     """What `path` holds that is not a token store's: [] when it does not exist, is empty, or carries a
     store's own files (a complete or partial store: only such directories are ever written into or
     removed); else the names of its entries. Only empty units/ and ranks/ folders count as empty."""
-    if not os.path.isdir(path):
-        return [] if not os.path.exists(path) else [os.path.basename(path)]
-    names = sorted(os.listdir(path))
+    try:   # one look, not isdir-then-exists: another rank may create the directory in between
+        names = sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        return [os.path.basename(path)]
     if any(n in STORE_FILES or n.split(".tmp.")[0] in STORE_FILES for n in names):  # a plan being written
         return []
     return [n for n in names if not (n in ("units", "ranks") and os.path.isdir(os.path.join(path, n)) and all(
